@@ -1,0 +1,1 @@
+"""Evaluation metrics for point-cloud generation (METHOD.md section 3)."""

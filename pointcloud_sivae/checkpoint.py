@@ -1,0 +1,74 @@
+"""Checkpoints: written atomically, loaded safely (``weights_only=True``).
+
+A checkpoint is a dict of tensors and plain Python values only: model and both
+optimiser/scheduler states, epoch and step counters, RNG states, the resolved
+config and the data manifest, so a model can be rebuilt from the file alone.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+CHECKPOINT_VERSION = 1
+REQUIRED_KEYS = ("checkpoint_version", "model", "config", "epoch", "global_step")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable or incompatible; the message says which."""
+
+
+def save_checkpoint(state: dict, path: str | Path) -> None:
+    """Write ``state`` to ``path`` atomically: a temporary file in the same folder,
+    flushed to disk, then renamed over the target. A crash leaves the previous file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"checkpoint_version": CHECKPOINT_VERSION, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def resolve_checkpoint_path(path: str | Path) -> Path:
+    """A run folder means its ``checkpoints/last.pt``; a file path is used as is.
+
+    Raises:
+        CheckpointError: nothing to load there.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoints" / "last.pt"
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}; pass a run folder (runs/<run>) or a .pt file")
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """Load a checkpoint safely (``torch.load(weights_only=True)``).
+
+    Raises:
+        CheckpointError: missing or unreadable file, or not a checkpoint of this package.
+    """
+    path = resolve_checkpoint_path(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the file named
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+    missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CheckpointError(f"{path} is not a pointcloud-sivae checkpoint (missing {missing})")
+    if state["checkpoint_version"] != CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint version {state['checkpoint_version']}, this package reads {CHECKPOINT_VERSION}"
+        )
+    return state

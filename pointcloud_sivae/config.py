@@ -1,0 +1,197 @@
+"""Configuration: one dataclass per concern, merged from defaults, a file and CLI flags.
+
+Precedence: dataclass defaults < ``--config`` file (JSON or TOML, one table per
+section) < command-line flags. Every field of every section is a flag named after
+it (``z_dim`` -> ``--z-dim``); field names are unique across sections. Unknown
+sections or keys are errors. The resolved config is written beside the run as
+``config.json`` and stored in every checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pointcloud_sivae.model import ModelConfig
+
+
+@dataclass
+class LossConfig:
+    beta_rec: float = 20.0  # weight of the reconstruction (Chamfer) term
+    beta_kl: float = 1.0  # weight of the KL of real data
+    beta_neg: float = 256.0  # weight of the KL of reconstructed/generated data in the exp terms
+    gamma_r: float = 1e-8  # weight of the decoder's rec-of-rec / rec-of-fake terms
+    chamfer_backend: str = "auto"  # auto | torch | keops | pytorch3d (nearest-neighbour search)
+
+
+@dataclass
+class OptimConfig:
+    lr_e: float = 5e-4  # encoder Adam learning rate
+    lr_d: float = 5e-4  # decoder Adam learning rate
+    beta1: float = 0.9  # Adam betas
+    beta2: float = 0.999
+    milestones: tuple[int, ...] = (350, 450, 550)  # MultiStepLR milestones, in epochs
+    lr_gamma: float = 0.5  # MultiStepLR factor
+    batch_size: int = 32
+    epochs: int = 2000  # total epochs (a resumed run continues to this number)
+    warmup_epochs: int = 0  # first epochs trained as a plain VAE (exactly this many)
+
+
+@dataclass
+class DataConfig:
+    category: str = "airplane"  # name or synset id
+    data_root: str = "data/shapenet"  # prepared by `python -m shapenet_prep`
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N
+    out_dir: str = "runs"  # runs are written to <out_dir>/<run_name>
+    run_name: str = ""  # default: <category>-<UTC timestamp>
+    val_every: int = 10  # validate every k epochs (and after the last one)
+    vis_every: int = 10  # log clouds and image grid every k epochs
+    log_every: int = 1  # TensorBoard scalars every k steps
+    jsd_sample_factor: int = 3  # |S| = factor * |R| generated clouds for validation JSD
+    num_vis: int = 4  # clouds per row in logged images
+    progress: bool = True  # tqdm progress bar
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "loss": LossConfig,
+    "optim": OptimConfig,
+    "data": DataConfig,
+    "train": TrainConfig,
+}
+
+# Flags that may differ on --resume; all others must match the checkpoint.
+RESUMABLE_OVERRIDES = {"epochs", "device", "val_every", "vis_every", "log_every", "progress", "out_dir"}
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, *, where: str = "config") -> "RunConfig":
+        """Build from nested ``{section: {key: value}}``; missing keys keep defaults.
+
+        Raises:
+            ValueError: unknown section or key, or a value of the wrong type.
+        """
+        cfg = cls()
+        for section, values in d.items():
+            if section not in SECTIONS:
+                raise ValueError(f"{where}: unknown section [{section}]; expected one of {sorted(SECTIONS)}")
+            if not isinstance(values, dict):
+                raise ValueError(f"{where}: section [{section}] must be a table of key = value")
+            for key, value in values.items():
+                set_field(cfg, section, key, value, where=where)
+        return cfg
+
+
+def _field_types(section_cls) -> dict[str, type]:
+    hints = typing.get_type_hints(section_cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(section_cls)}
+
+
+def _coerce(value, typ, name: str, where: str):
+    origin = typing.get_origin(typ)
+    try:
+        if origin is tuple:
+            (inner, _ellipsis) = typing.get_args(typ)
+            if isinstance(value, str):
+                value = [v for v in value.replace(",", " ").split()]
+            return tuple(inner(v) for v in value)
+        if typ is bool:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if typ is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        if typ in (int, float) and isinstance(value, bool):
+            raise ValueError(value)
+        return typ(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: {name} = {value!r} is not a valid {getattr(typ, '__name__', typ)}") from None
+
+
+def set_field(cfg: RunConfig, section: str, key: str, value, *, where: str = "config") -> None:
+    """Set ``cfg.<section>.<key>`` with type coercion; unknown keys raise ``ValueError``."""
+    types = _field_types(SECTIONS[section])
+    if key not in types:
+        raise ValueError(f"{where}: unknown key {key!r} in [{section}]; valid keys: {sorted(types)}")
+    setattr(getattr(cfg, section), key, _coerce(value, types[key], f"{section}.{key}", where))
+
+
+def _flag_index() -> dict[str, str]:
+    index: dict[str, str] = {}
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            assert f.name not in index, f"config field {f.name} appears in two sections"
+            index[f.name] = section
+    return index
+
+
+FLAG_SECTION = _flag_index()
+
+
+def load_config_file(path: str | Path) -> dict:
+    """Read a JSON or TOML config file into ``{section: {key: value}}``.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: unsupported extension or unparsable content.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} not found")
+    try:
+        if path.suffix == ".json":
+            return json.loads(path.read_text())
+        if path.suffix == ".toml":
+            return tomllib.loads(path.read_text())
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"config file {path} cannot be parsed: {exc}") from None
+    raise ValueError(f"config file {path}: expected a .json or .toml file")
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """Add one ``--flag`` per config field (default ``None`` = not given)."""
+    for section, cls in SECTIONS.items():
+        group = parser.add_argument_group(f"[{section}]")
+        defaults = cls()
+        for f in dataclasses.fields(cls):
+            flag = "--" + f.name.replace("_", "-")
+            group.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(),
+                               help=f"(default: {getattr(defaults, f.name)!r})")
+
+
+def explicit_flags(args: argparse.Namespace) -> dict[str, object]:
+    """The config fields given on the command line: ``{field: raw value}``."""
+    return {k: getattr(args, k) for k in FLAG_SECTION if getattr(args, k, None) is not None}
+
+
+def resolve_config(config_file: str | None, flags: dict[str, object]) -> RunConfig:
+    """Defaults, then the config file, then command-line flags."""
+    cfg = RunConfig.from_dict(load_config_file(config_file), where=str(config_file)) if config_file else RunConfig()
+    for key, value in flags.items():
+        set_field(cfg, FLAG_SECTION[key], key, value, where="command line")
+    return cfg

@@ -1,0 +1,135 @@
+"""PointNet encoder, fully connected decoder and the Soft-IntroVAE wrapper.
+
+The modules hold parameters only: no losses, no optimisers (see ``losses.py`` and
+``train.py``). Public tensors are channels-last ``(B, N, 3)`` float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class ModelConfig:
+    z_dim: int = 128  # latent size
+    num_points: int = 0  # points per cloud (decoder output); 0 = take it from the prepared data
+    encoder_channels: tuple[int, ...] = (64, 128, 256, 256, 512)  # per-point 1x1 Conv1d widths
+    encoder_fc: int = 256  # width of the Linear layer after max-pooling
+    decoder_widths: tuple[int, ...] = (64, 128, 512, 1024)  # hidden widths of the FC decoder
+    prior_std: float = 0.2  # sigma_p of the prior N(0, sigma_p^2 I)
+
+
+class PointNetEncoder(nn.Module):
+    """PointNet: shared per-point MLP (1x1 Conv1d + BatchNorm + ReLU), max-pool, MLP heads.
+
+    ``forward`` maps (B, N, 3) clouds to posterior ``mu`` and ``logvar``, each (B, Z).
+
+    Source: Qi et al., "PointNet", CVPR 2017; widths of the Soft-IntroVAE 3D reference.
+    """
+
+    def __init__(self, z_dim: int, channels=(64, 128, 256, 256, 512), fc: int = 256):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 3
+        for c_out in channels:
+            layers += [nn.Conv1d(c_in, c_out, kernel_size=1, bias=False), nn.BatchNorm1d(c_out), nn.ReLU(inplace=True)]
+            c_in = c_out
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Sequential(nn.Linear(c_in, fc), nn.ReLU(inplace=True))
+        self.mu = nn.Linear(fc, z_dim)
+        self.logvar = nn.Linear(fc, z_dim)
+
+    def forward(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.features(points.transpose(1, 2))  # (B, C, N)
+        h = self.fc(h.amax(dim=2))
+        return self.mu(h), self.logvar(h)
+
+
+class FCDecoder(nn.Module):
+    """Fully connected decoder ``z -> widths... -> N * 3`` with ReLU; outputs (B, N, 3)."""
+
+    def __init__(self, z_dim: int, num_points: int, widths=(64, 128, 512, 1024)):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = z_dim
+        for w in widths:
+            layers += [nn.Linear(c_in, w), nn.ReLU(inplace=True)]
+            c_in = w
+        layers.append(nn.Linear(c_in, num_points * 3))
+        self.net = nn.Sequential(*layers)
+        self.num_points = num_points
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(z.shape[0], self.num_points, 3)
+
+
+class SoftIntroVAE(nn.Module):
+    """Encoder ``q(z|x) = N(mu(x), diag(exp(logvar(x))))``, decoder ``D(z)``, prior ``N(0, sigma_p^2 I)``.
+
+    Source: Daniel & Tamar, "Soft-IntroVAE", CVPR 2021 (3D point-cloud model).
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = PointNetEncoder(config.z_dim, config.encoder_channels, config.encoder_fc)
+        self.decoder = FCDecoder(config.z_dim, config.num_points, config.decoder_widths)
+
+    def encode(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, N, 3) clouds -> posterior ``mu``, ``logvar`` (B, Z).
+
+        Raises:
+            ValueError: input not shaped (B, N, 3).
+        """
+        if points.dim() != 3 or points.shape[-1] != 3:
+            raise ValueError(f"expected clouds of shape (B, N, 3), got {tuple(points.shape)}")
+        return self.encoder(points)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, Z) latents -> (B, num_points, 3) clouds."""
+        return self.decoder(z)
+
+    @staticmethod
+    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None):
+        """``z = mu + exp(logvar / 2) * eps``, ``eps ~ N(0, I)``; (B, Z)."""
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return mu + (0.5 * logvar).exp() * eps
+
+    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` latents from the prior ``N(0, sigma_p^2 I)``; (n, Z) on the model's device."""
+        p = next(self.parameters())
+        return self.config.prior_std * torch.randn(
+            n, self.config.z_dim, generator=generator, device=p.device, dtype=p.dtype
+        )
+
+    def forward(self, points: torch.Tensor):
+        """Encode, sample the posterior, decode: returns ``mu, logvar, z, reconstruction``."""
+        mu, logvar = self.encode(points)
+        z = self.reparameterize(mu, logvar)
+        return mu, logvar, z, self.decode(z)
+
+
+@contextlib.contextmanager
+def frozen_batchnorm_stats(module: nn.Module):
+    """Within the block, BatchNorm layers still normalise with batch statistics but
+    leave their running statistics untouched (momentum 0).
+
+    The trainer runs reconstructed and generated batches through the encoder inside
+    this block, so running statistics (used at evaluation) describe real data only,
+    while real and generated batches are normalised the same way during training.
+    """
+    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None) for m in bns]
+    for m in bns:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, (momentum, tracked) in zip(bns, saved):
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)

@@ -1,0 +1,573 @@
+"""``python -m pointcloud_sivae.train``: train a Soft-IntroVAE on a prepared ShapeNet category.
+
+Each step runs the encoder step, then the decoder step (Daniel & Tamar, CVPR 2021,
+Algorithm 1; METHOD.md section 1):
+
+* **Encoder step**: the decoder is frozen (``requires_grad=False``); the
+  reconstructions ``x_r`` and prior samples ``x_f`` are detached before they are
+  re-encoded; only the encoder's Adam steps.
+* **Decoder step**: the encoder is frozen; ``x_r = D(z.detach())`` and
+  ``x_f = D(z_f)`` carry gradients into the decoder through their re-encodings
+  (KL terms); their re-decodings use detached latents and detached targets, as in
+  the reference; only the decoder's Adam steps.
+
+BatchNorm (encoder only): every batch, real or generated, is normalised with its
+own batch statistics in training, so the encoder sees both kinds the same way;
+the *running* statistics are updated by the real batch of the encoder step alone
+(:func:`~pointcloud_sivae.model.frozen_batchnorm_stats` around every other
+encoder pass), so evaluation, which uses them, reflects real data. The public
+reference updates them with real, reconstructed and fake batches, in both steps.
+
+Reconstruction loss: Chamfer distance *summed* over points (both directions),
+squared L2, with ``s = 1 / (3 N)``, as in the reference. Validation reports the
+*mean* convention (PointFlow), in the evaluation frame.
+
+The first ``warmup_epochs`` epochs (exactly that many) train a plain VAE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from eval.jsd import jsd_between_sets
+from pointcloud_sivae.categories import canonical_category
+from pointcloud_sivae.chamfer import chamfer_distance, resolve_backend
+from pointcloud_sivae.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    resolve_checkpoint_path,
+    save_checkpoint,
+)
+from pointcloud_sivae.config import (
+    FLAG_SECTION,
+    RESUMABLE_OVERRIDES,
+    RunConfig,
+    add_config_flags,
+    explicit_flags,
+    resolve_config,
+    set_field,
+)
+from pointcloud_sivae.data import load_split
+from pointcloud_sivae.losses import (
+    gaussian_kl,
+    soft_intro_decoder_loss,
+    soft_intro_encoder_loss,
+    vae_loss,
+)
+from pointcloud_sivae.model import SoftIntroVAE, frozen_batchnorm_stats
+from pointcloud_sivae.normalization import evaluation_frame_params
+from pointcloud_sivae.render import point_colors, render_grid
+from pointcloud_sivae.tb import make_writer
+
+STEP_TERMS = ("rec", "kl_real", "kl_rec", "kl_fake", "kl_gap", "expelbo_rec", "expelbo_fake", "loss_e", "loss_d")
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or infinite; training stopped before the optimiser step."""
+
+
+def select_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cpu``, ``cuda``, ``cuda:N`` as given.
+
+    Raises:
+        ValueError: CUDA requested but not available, or an unknown device string.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown --device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"--device {name} requested but CUDA is not available (torch {torch.__version__}, "
+            f"built with CUDA {torch.version.cuda}); use --device cpu or --device auto"
+        )
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
+    return device
+
+
+def _set_requires_grad(module: nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+def _git_revision() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def _data_fingerprint(manifest: dict) -> dict:
+    return {k: manifest.get(k) for k in ("category", "num_points", "normalization", "splits", "split_seed")}
+
+
+class Trainer:
+    """Owns the model, optimisers, data and run folder; ``fit()`` trains.
+
+    Build with :meth:`new_run` or :meth:`resume`.
+    """
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, state: dict | None = None):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.device = select_device(cfg.train.device)
+        torch.manual_seed(cfg.train.seed)
+        self.backend = resolve_backend(cfg.loss.chamfer_backend)
+
+        train = load_split(cfg.data.data_root, cfg.data.category, "train")
+        val = load_split(cfg.data.data_root, cfg.data.category, "val")
+        self.manifest = train.manifest
+        if len(train.ids) < 2:
+            raise ValueError(f"the train split has {len(train.ids)} shape(s); at least 2 are needed (BatchNorm)")
+        n_data = self.manifest["num_points"]
+        if cfg.model.num_points == 0:
+            cfg.model.num_points = n_data
+        elif cfg.model.num_points != n_data:
+            raise ValueError(
+                f"mismatched point counts: --num-points {cfg.model.num_points} but the prepared data has "
+                f"{n_data} points per cloud; omit --num-points or prepare the data with --num-points "
+                f"{cfg.model.num_points}"
+            )
+        self.train_points = train.points.to(self.device)
+        self.val_points = val.points.to(self.device)
+        frame_shift, frame_scale = evaluation_frame_params(self.manifest["normalization"])
+        self.frame_shift = torch.tensor(frame_shift, device=self.device)
+        self.frame_scale = frame_scale
+
+        self.model = SoftIntroVAE(cfg.model).to(self.device)
+        o = cfg.optim
+        self.opt_e = torch.optim.Adam(self.model.encoder.parameters(), lr=o.lr_e, betas=(o.beta1, o.beta2))
+        self.opt_d = torch.optim.Adam(self.model.decoder.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2))
+        self.sched_e = torch.optim.lr_scheduler.MultiStepLR(self.opt_e, list(o.milestones), gamma=o.lr_gamma)
+        self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, list(o.milestones), gamma=o.lr_gamma)
+        self.scale = 1.0 / (3 * cfg.model.num_points)  # s = 1 / (3N), the inverse input dimension
+        self.epoch = 0  # completed epochs
+        self.global_step = 0
+        self.best = {"epoch": None, "val_jsd": None, "val_chamfer": None}
+        self.history: list[dict] = []
+        if state is not None:
+            self._load_state(state)
+
+    # ----- construction ------------------------------------------------------------------
+
+    @classmethod
+    def new_run(cls, cfg: RunConfig) -> "Trainer":
+        """Start a run in ``<out_dir>/<run_name>`` (a fresh folder)."""
+        cfg.data.category = canonical_category(cfg.data.category)
+        name = cfg.train.run_name or f"{cfg.data.category}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        cfg.train.run_name = name
+        run_dir = Path(cfg.train.out_dir) / name
+        if (run_dir / "checkpoints" / "last.pt").exists():
+            raise FileExistsError(f"{run_dir} already holds a run; resume it with --resume {run_dir} "
+                                  "or choose another --run-name")
+        trainer = cls(cfg, run_dir)
+        trainer._write_run_files(resumed_from=None)
+        return trainer
+
+    @classmethod
+    def resume(cls, path: str | Path, overrides: dict[str, object] | None = None) -> "Trainer":
+        """Continue a run from its last checkpoint (or a given ``.pt``).
+
+        Only :data:`~pointcloud_sivae.config.RESUMABLE_OVERRIDES` may change; any
+        other flag must equal the saved value.
+
+        Raises:
+            CheckpointError: missing/unreadable checkpoint, a flag that conflicts with
+                the saved config, or prepared data that changed since the checkpoint.
+        """
+        ckpt_path = resolve_checkpoint_path(path)
+        state = load_checkpoint(ckpt_path)
+        try:
+            cfg = RunConfig.from_dict(state["config"], where=f"config stored in {ckpt_path}")
+        except ValueError as exc:
+            raise CheckpointError(f"incompatible checkpoint: {exc}") from None
+        conflicts = []
+        for key, value in (overrides or {}).items():
+            section = FLAG_SECTION[key]
+            saved = getattr(getattr(cfg, section), key)
+            set_field(cfg, section, key, value, where="command line")
+            if key not in RESUMABLE_OVERRIDES and getattr(getattr(cfg, section), key) != saved:
+                conflicts.append(f"--{key.replace('_', '-')} {value} (checkpoint: {saved})")
+        if conflicts:
+            raise CheckpointError(
+                f"incompatible with the checkpoint's config: {', '.join(conflicts)}. A resumed run keeps its "
+                f"config (only {sorted(RESUMABLE_OVERRIDES)} may change); start a new run instead"
+            )
+        run_dir = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
+        trainer = cls(cfg, run_dir, state=state)
+        trainer._write_run_files(resumed_from=str(ckpt_path))
+        return trainer
+
+    def _load_state(self, state: dict) -> None:
+        saved, now = _data_fingerprint(state["manifest"]), _data_fingerprint(self.manifest)
+        changed = [k for k in saved if saved[k] != now[k]]
+        if changed:
+            raise CheckpointError(
+                f"the prepared data under {self.cfg.data.data_root} differs from the checkpoint's "
+                f"({', '.join(changed)}); restore the data the run was trained on, or start a new run"
+            )
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise CheckpointError(f"checkpoint weights do not fit the configured model: {exc}") from None
+        self.opt_e.load_state_dict(state["optimizer_e"])
+        self.opt_d.load_state_dict(state["optimizer_d"])
+        self.sched_e.load_state_dict(state["scheduler_e"])
+        self.sched_d.load_state_dict(state["scheduler_d"])
+        self.epoch, self.global_step = int(state["epoch"]), int(state["global_step"])
+        self.best = dict(state["best"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if self.device.type == "cuda" and state["rng"].get("cuda"):
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer_e": self.opt_e.state_dict(),
+            "optimizer_d": self.opt_d.state_dict(),
+            "scheduler_e": self.sched_e.state_dict(),
+            "scheduler_d": self.sched_d.state_dict(),
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "best": self.best,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            },
+            "config": self.cfg.to_dict(),
+            "manifest": self.manifest,
+        }
+
+    def _write_run_files(self, resumed_from: str | None) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
+        (self.run_dir / "manifest.json").write_text(json.dumps(self.manifest, indent=2) + "\n")
+        info_path = self.run_dir / "run_info.json"
+        info = json.loads(info_path.read_text()) if info_path.exists() else {"sessions": []}
+        info["sessions"].append({
+            "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "command": sys.argv,
+            "git_revision": _git_revision(),
+            "torch": torch.__version__,
+            "device": str(self.device),
+            "chamfer_backend": self.backend,
+            "resumed_from": resumed_from,
+            "start_epoch": self.epoch,
+        })
+        info_path.write_text(json.dumps(info, indent=2) + "\n")
+        metrics = self.run_dir / "metrics.jsonl"
+        if metrics.exists():  # drop epochs logged after the checkpoint we resume from
+            keep = [ln for ln in metrics.read_text().splitlines() if ln and json.loads(ln)["epoch"] <= self.epoch]
+            metrics.write_text("".join(ln + "\n" for ln in keep))
+
+    # ----- one step ----------------------------------------------------------------------
+
+    def _chamfer(self, a, b):
+        return chamfer_distance(a, b, point_reduction="sum", backend=self.backend)
+
+    def _kl(self, mu, logvar):
+        return gaussian_kl(mu, logvar, self.cfg.model.prior_std)
+
+    def _check_finite(self, which: str, loss: torch.Tensor, terms: dict) -> None:
+        if torch.isfinite(loss):
+            return
+        shown = ", ".join(f"{k}={float(v.mean()):.4g}" for k, v in terms.items())
+        last = self.run_dir / "checkpoints" / "last.pt"
+        raise NonFiniteLossError(
+            f"non-finite {which} loss at epoch {self.epoch + 1}, step {self.global_step + 1} ({shown}). "
+            "Likely causes: beta_neg too low for this data (the KL of generated clouds explodes), "
+            "a learning rate too high, or non-finite input clouds. "
+            + (f"The last good checkpoint {last} (epoch {self.epoch}) is intact; "
+               if last.exists() else "No checkpoint was written yet; ")
+            + "start a new run with a lower --lr-e/--lr-d or a higher --beta-neg."
+        )
+
+    def _vae_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        L = self.cfg.loss
+        mu, logvar = self.model.encode(x)
+        rec = self.model.decode(self.model.reparameterize(mu, logvar))
+        rec_real, kl_real = self._chamfer(x, rec), self._kl(mu, logvar)
+        loss = vae_loss(rec_real, kl_real, scale=self.scale, beta_rec=L.beta_rec, beta_kl=L.beta_kl)
+        self._check_finite("VAE", loss, {"rec": rec_real, "kl_real": kl_real})
+        self.opt_e.zero_grad(set_to_none=True)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_e.step()
+        self.opt_d.step()
+        return {"rec": rec_real.mean(), "kl_real": kl_real.mean(), "loss_e": loss, "loss_d": loss}
+
+    def _encoder_step(self, x: torch.Tensor, z_prior: torch.Tensor):
+        m, L = self.model, self.cfg.loss
+        _set_requires_grad(m.decoder, False)
+        try:
+            mu, logvar = m.encode(x)  # the only pass that updates BatchNorm running statistics
+            z = m.reparameterize(mu, logvar)
+            rec = m.decode(z)
+            with torch.no_grad():
+                fake = m.decode(z_prior)
+            rec_real, kl_real = self._chamfer(x, rec), self._kl(mu, logvar)
+            rec_d = rec.detach()
+            with frozen_batchnorm_stats(m.encoder):
+                mu_r, lv_r = m.encode(rec_d)
+                mu_f, lv_f = m.encode(fake)
+            rec_rec = self._chamfer(rec_d, m.decode(m.reparameterize(mu_r, lv_r)))
+            rec_fake = self._chamfer(fake, m.decode(m.reparameterize(mu_f, lv_f)))
+            kl_rec, kl_fake = self._kl(mu_r, lv_r), self._kl(mu_f, lv_f)
+            loss, parts = soft_intro_encoder_loss(
+                rec_real, kl_real, rec_rec, kl_rec, rec_fake, kl_fake,
+                scale=self.scale, beta_rec=L.beta_rec, beta_kl=L.beta_kl, beta_neg=L.beta_neg,
+            )
+            self._check_finite("encoder", loss, {"rec": rec_real, "kl_real": kl_real, "kl_rec": kl_rec,
+                                                 "kl_fake": kl_fake, "rec_rec": rec_rec, "rec_fake": rec_fake})
+            self.opt_e.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_e.step()
+        finally:
+            _set_requires_grad(m.decoder, True)
+        terms = {"rec": rec_real.mean(), "kl_real": kl_real.mean(), "kl_rec": kl_rec.mean(),
+                 "kl_fake": kl_fake.mean(), "expelbo_rec": parts["expelbo_rec"],
+                 "expelbo_fake": parts["expelbo_fake"], "loss_e": loss}
+        terms["kl_gap"] = terms["kl_fake"] - terms["kl_real"]
+        return z.detach(), terms
+
+    def _decoder_step(self, x: torch.Tensor, z: torch.Tensor, z_prior: torch.Tensor) -> torch.Tensor:
+        m, L = self.model, self.cfg.loss
+        _set_requires_grad(m.encoder, False)
+        try:
+            fake = m.decode(z_prior)
+            rec = m.decode(z)
+            rec_real = self._chamfer(x, rec)
+            with frozen_batchnorm_stats(m.encoder):
+                mu_r, lv_r = m.encode(rec)
+                mu_f, lv_f = m.encode(fake)
+            z_r = m.reparameterize(mu_r, lv_r).detach()
+            z_f = m.reparameterize(mu_f, lv_f).detach()
+            rec_rec = self._chamfer(rec.detach(), m.decode(z_r))
+            rec_fake = self._chamfer(fake.detach(), m.decode(z_f))
+            kl_rec, kl_fake = self._kl(mu_r, lv_r), self._kl(mu_f, lv_f)
+            loss = soft_intro_decoder_loss(
+                rec_real, kl_rec, kl_fake, rec_rec, rec_fake,
+                scale=self.scale, beta_rec=L.beta_rec, beta_kl=L.beta_kl, gamma_r=L.gamma_r,
+            )
+            self._check_finite("decoder", loss, {"rec": rec_real, "kl_rec": kl_rec, "kl_fake": kl_fake})
+            self.opt_d.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_d.step()
+        finally:
+            _set_requires_grad(m.encoder, True)
+        return loss
+
+    def train_step(self, x: torch.Tensor, method: str) -> dict[str, float]:
+        """One optimisation step on a (B, N, 3) batch; returns the logged terms as floats.
+
+        Args:
+            method: ``"soft-intro"`` (encoder step, then decoder step) or ``"vae"``.
+        """
+        if method == "vae":
+            terms = self._vae_step(x)
+        else:
+            z_prior = self.model.sample_prior(x.shape[0])
+            z, terms = self._encoder_step(x, z_prior)
+            terms["loss_d"] = self._decoder_step(x, z, z_prior)
+        names = list(terms)
+        values = torch.stack([terms[k].detach().float() for k in names]).tolist()  # one device sync
+        return dict(zip(names, values))
+
+    # ----- epochs, validation, logging ---------------------------------------------------
+
+    def _batches(self, epoch: int):
+        """This epoch's batches: a permutation seeded by (seed, epoch), so resuming is exact.
+        A final batch of a single shape is dropped (BatchNorm needs two)."""
+        g = torch.Generator().manual_seed(self.cfg.train.seed * 1_000_003 + epoch)
+        perm = torch.randperm(self.train_points.shape[0], generator=g).to(self.device)
+        return [b for b in perm.split(self.cfg.optim.batch_size) if len(b) >= 2]
+
+    def method_for_epoch(self, epoch: int) -> str:
+        """``"vae"`` for epochs 1..warmup_epochs (1-based), ``"soft-intro"`` after."""
+        return "vae" if epoch <= self.cfg.optim.warmup_epochs else "soft-intro"
+
+    def _to_frame(self, points: torch.Tensor) -> torch.Tensor:
+        return points * self.frame_scale + self.frame_shift
+
+    @torch.no_grad()
+    def _decode_prior(self, n: int, seed: int) -> torch.Tensor:
+        g = torch.Generator(device=self.device).manual_seed(seed)
+        z = self.model.sample_prior(n, generator=g)
+        return torch.cat([self.model.decode(c) for c in z.split(256)])
+
+    @torch.no_grad()
+    def _reconstruct(self, points: torch.Tensor) -> torch.Tensor:
+        """Decode the posterior means (deterministic reconstructions)."""
+        return torch.cat([self.model.decode(self.model.encode(c)[0]) for c in points.split(256)])
+
+    def validate(self) -> dict[str, float]:
+        """Val reconstruction Chamfer distance (mean convention, squared L2, evaluation
+        frame, posterior means) and JSD of ``jsd_sample_factor * |val|`` prior samples
+        (fixed seed) against the val split."""
+        if len(self.val_points) == 0:
+            return {}
+        self.model.eval()
+        try:
+            real = self._to_frame(self.val_points)
+            rec = self._to_frame(self._reconstruct(self.val_points))
+            cd = chamfer_distance(real, rec, point_reduction="mean", backend=self.backend).mean().item()
+            gen = self._to_frame(self._decode_prior(self.cfg.train.jsd_sample_factor * len(real),
+                                                    self.cfg.train.seed + 1))
+            jsd = jsd_between_sets(gen.cpu().numpy(), real.cpu().numpy())
+        finally:
+            self.model.train()
+        return {"val_chamfer": cd, "val_jsd": jsd}
+
+    def _log_visuals(self, writer) -> None:
+        source = self.val_points if len(self.val_points) else self.train_points
+        k = min(self.cfg.train.num_vis, len(source))
+        self.model.eval()
+        try:
+            real = self._to_frame(source[:k])
+            rec = self._to_frame(self._reconstruct(source[:k]))
+            gen = self._to_frame(self._decode_prior(k, self.cfg.train.seed + 2))
+        finally:
+            self.model.train()
+        rows = [real.cpu().numpy(), rec.cpu().numpy(), gen.cpu().numpy()]
+        names = ["real", "reconstruction", "generated"]
+        for r, (name, clouds) in enumerate(zip(names, rows)):
+            colors = np.broadcast_to(point_colors(clouds.shape[1], r), clouds.shape).copy()
+            writer.add_mesh(f"clouds/{name}", vertices=torch.from_numpy(clouds),
+                            colors=torch.from_numpy(colors), global_step=self.global_step)
+        writer.add_image("clouds/grid", render_grid(rows, names), self.global_step, dataformats="HWC")
+
+    def _is_better(self, val: dict) -> bool:
+        if "val_jsd" not in val:
+            return False
+        if self.best["val_jsd"] is None:
+            return True
+        return (val["val_jsd"], val["val_chamfer"]) < (self.best["val_jsd"], self.best["val_chamfer"])
+
+    def fit(self) -> list[dict]:
+        """Train from the current epoch to ``optim.epochs``; returns the per-step history.
+
+        After each epoch the checkpoint ``checkpoints/last.pt`` is replaced atomically;
+        ``checkpoints/best.pt`` keeps the epoch with the lowest validation JSD (ties:
+        lower validation Chamfer distance).
+        """
+        cfg = self.cfg
+        ckpt_dir = self.run_dir / "checkpoints"
+        writer = make_writer(self.run_dir, purge_step=self.global_step + 1)
+        steps_per_epoch = len(self._batches(1))
+        remaining = max(0, cfg.optim.epochs - self.epoch) * steps_per_epoch
+        bar = tqdm(total=remaining, disable=not cfg.train.progress, unit="step", dynamic_ncols=True)
+        if self.epoch == 0:
+            print(f"training {cfg.data.category} on {self.device} ({len(self.train_points)} train / "
+                  f"{len(self.val_points)} val shapes, {cfg.model.num_points} points), Chamfer backend "
+                  f"{self.backend}; run folder {self.run_dir}", file=sys.stderr)
+        else:
+            print(f"resuming {self.run_dir} after epoch {self.epoch} (step {self.global_step})", file=sys.stderr)
+        try:
+            while self.epoch < cfg.optim.epochs:
+                epoch = self.epoch + 1
+                method = self.method_for_epoch(epoch)
+                sums: dict[str, float] = {}
+                t_epoch = time.perf_counter()
+                batches = self._batches(epoch)
+                for idx in batches:
+                    t0 = time.perf_counter()
+                    terms = self.train_step(self.train_points[idx], method)
+                    dt = time.perf_counter() - t0  # train_step ends in a device sync
+                    self.global_step += 1
+                    self.history.append({"epoch": epoch, "step": self.global_step, **terms})
+                    for k, v in terms.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    if self.global_step % cfg.train.log_every == 0:
+                        for k, v in terms.items():
+                            writer.add_scalar(f"loss/{k}", v, self.global_step)
+                        writer.add_scalar("lr/encoder", self.opt_e.param_groups[0]["lr"], self.global_step)
+                        writer.add_scalar("lr/decoder", self.opt_d.param_groups[0]["lr"], self.global_step)
+                        writer.add_scalar("perf/step_time_s", dt, self.global_step)
+                        writer.add_scalar("perf/shapes_per_s", len(idx) / dt, self.global_step)
+                    bar.update(1)
+                    bar.set_postfix(ep=epoch, rec=f"{terms['rec']:.3g}", kl_real=f"{terms['kl_real']:.3g}",
+                                    kl_gap=f"{terms.get('kl_gap', float('nan')):.3g}", refresh=False)
+                self.sched_e.step()
+                self.sched_d.step()
+                self.epoch = epoch
+                record = {"epoch": epoch, "global_step": self.global_step, "method": method,
+                          **{k: v / len(batches) for k, v in sums.items()},
+                          "lr_e": self.opt_e.param_groups[0]["lr"], "lr_d": self.opt_d.param_groups[0]["lr"],
+                          "epoch_time_s": time.perf_counter() - t_epoch}
+                if epoch % cfg.train.val_every == 0 or epoch == cfg.optim.epochs:
+                    val = self.validate()
+                    record.update(val)
+                    for k, v in val.items():
+                        writer.add_scalar(f"val/{k.removeprefix('val_')}", v, self.global_step)
+                    if self._is_better(val):
+                        self.best = {"epoch": epoch, "val_jsd": val["val_jsd"], "val_chamfer": val["val_chamfer"]}
+                if epoch % cfg.train.vis_every == 0 or epoch == cfg.optim.epochs:
+                    self._log_visuals(writer)
+                with open(self.run_dir / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                state = self.state_dict()
+                save_checkpoint(state, ckpt_dir / "last.pt")
+                if self.best["epoch"] == epoch:
+                    save_checkpoint(state, ckpt_dir / "best.pt")
+                writer.flush()
+        finally:
+            bar.close()
+            writer.close()
+        return self.history
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pointcloud_sivae.train",
+        description="Train a Soft-IntroVAE on a prepared ShapeNet category "
+        "(prepare it first with python -m shapenet_prep).",
+    )
+    p.add_argument("--config", help="JSON or TOML file with [model] [loss] [optim] [data] [train] tables")
+    p.add_argument("--resume", metavar="RUN", help="run folder (runs/<run>) or checkpoint .pt to continue")
+    add_config_flags(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    flags = explicit_flags(args)
+    trainer = None
+    try:
+        if args.resume:
+            if args.config:
+                raise CheckpointError("--config cannot be combined with --resume: a resumed run keeps its config")
+            trainer = Trainer.resume(args.resume, flags)
+        else:
+            trainer = Trainer.new_run(resolve_config(args.config, flags))
+        trainer.fit()
+    except (ValueError, FileNotFoundError, FileExistsError, NonFiniteLossError, ImportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if trainer is not None:
+            print(f"\ninterrupted; continue with: python -m pointcloud_sivae.train --resume {trainer.run_dir} "
+                  f"(restarts after epoch {trainer.epoch}, the last checkpoint)", file=sys.stderr)
+        return 130
+    print(f"done: {trainer.run_dir} (best epoch {trainer.best['epoch']}, val JSD {trainer.best['val_jsd']})",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
