@@ -42,7 +42,7 @@ def occupancy_histogram(clouds: np.ndarray, resolution: int = 28, clip_sphere: b
     bound = 0.5 + 1e-3
     outside = (np.linalg.norm(pts, axis=1) > bound) if clip_sphere else (np.abs(pts).max(axis=1) > bound)
     if outside.any():
-        warnings.warn(f"{outside.mean():.1%} of points lie outside the JSD grid's "
+        warnings.warn(f"{outside.mean():.2%} of points lie outside the JSD grid's "
                       f"{'ball' if clip_sphere else 'cube'} of radius 0.5; they count at the nearest cell")
     grid = unit_cube_grid(resolution, clip_sphere)
     _, idx = cKDTree(grid).query(pts)

@@ -287,7 +287,7 @@ class Trainer:
     def _check_finite(self, which: str, loss: torch.Tensor, terms: dict) -> None:
         if torch.isfinite(loss):
             return
-        shown = ", ".join(f"{k}={float(v.mean()):.4g}" for k, v in terms.items())
+        shown = ", ".join(f"{k}={float(v.detach().mean()):.4g}" for k, v in terms.items())
         last = self.run_dir / "checkpoints" / "last.pt"
         raise NonFiniteLossError(
             f"non-finite {which} loss at epoch {self.epoch + 1}, step {self.global_step + 1} ({shown}). "

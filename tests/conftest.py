@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+SHAPENETPART = SHARED_DATA / "shapenetpart"
+AIRPLANE_TXT = SHAPENETPART / "02691156"
+
+
+def require_shared_airplanes():
+    if not AIRPLANE_TXT.is_dir():
+        pytest.skip(f"real ShapeNetPart airplanes not found at {AIRPLANE_TXT} (../shared/data is absent)")
+
+
+@pytest.fixture(scope="session")
+def airplanes_256(tmp_path_factory) -> Path:
+    """Real airplanes prepared at 256 points; returns the data root."""
+    require_shared_airplanes()
+    from shapenet_prep import PrepareOptions, prepare_category
+
+    root = tmp_path_factory.mktemp("prepared")
+    prepare_category(PrepareOptions(source=SHAPENETPART, category="airplane", out=root,
+                                    num_points=256, progress=False))
+    return root
+
+
+def tiny_config(data_root: Path, out_dir: Path, name: str, epochs: int = 2):
+    """A small, fast run on CPU: z_dim 16, batch 16, torch Chamfer backend."""
+    from pointcloud_sivae.config import RunConfig
+
+    cfg = RunConfig()
+    cfg.data.data_root = str(data_root)
+    cfg.model.z_dim = 16
+    cfg.optim.epochs = epochs
+    cfg.optim.batch_size = 16
+    cfg.loss.chamfer_backend = "torch"
+    cfg.train.device = "cpu"
+    cfg.train.out_dir = str(out_dir)
+    cfg.train.run_name = name
+    cfg.train.progress = False
+    cfg.train.val_every = 1
+    cfg.train.vis_every = 2
+    return cfg
+
+
+@pytest.fixture
+def copy_tree():
+    return shutil.copytree

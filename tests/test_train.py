@@ -1,0 +1,186 @@
+import json
+
+import pytest
+import torch
+
+from pointcloud_sivae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from pointcloud_sivae.data import MissingDataError
+from pointcloud_sivae.train import NonFiniteLossError, Trainer, main, select_device
+
+from .conftest import tiny_config
+
+
+@pytest.fixture
+def trainer(airplanes_256, tmp_path):
+    torch.manual_seed(0)
+    return Trainer.new_run(tiny_config(airplanes_256, tmp_path, "unit"))
+
+
+def _params(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _same(a, b):
+    return {k for k in a if torch.equal(a[k], b[k])}
+
+
+def test_encoder_step_leaves_decoder_untouched(trainer):
+    x = trainer.train_points[:8]
+    dec, enc = _params(trainer.model.decoder), _params(trainer.model.encoder)
+    trainer._encoder_step(x, trainer.model.sample_prior(8))
+    assert _same(dec, _params(trainer.model.decoder)) == set(dec)
+    changed = set(enc) - _same(enc, _params(trainer.model.encoder))
+    assert any(k.endswith("weight") for k in changed)
+    assert any("running_mean" in k for k in changed)  # the real batch updates BatchNorm statistics
+    assert all(p.requires_grad for p in trainer.model.parameters())
+
+
+def test_decoder_step_leaves_encoder_and_its_batchnorm_stats_untouched(trainer):
+    x = trainer.train_points[:8]
+    z_prior = trainer.model.sample_prior(8)
+    z, _ = trainer._encoder_step(x, z_prior)
+    dec, enc = _params(trainer.model.decoder), _params(trainer.model.encoder)
+    trainer._decoder_step(x, z, z_prior)
+    assert _same(enc, _params(trainer.model.encoder)) == set(enc)
+    assert not _same(dec, _params(trainer.model.decoder))
+    assert all(p.requires_grad for p in trainer.model.parameters())
+
+
+def test_train_step_terms_and_kl_gap(trainer):
+    terms = trainer.train_step(trainer.train_points[:8], "soft-intro")
+    assert set(terms) == {"rec", "kl_real", "kl_rec", "kl_fake", "kl_gap", "expelbo_rec", "expelbo_fake",
+                          "loss_e", "loss_d"}
+    assert terms["kl_gap"] == pytest.approx(terms["kl_fake"] - terms["kl_real"])
+    assert all(torch.isfinite(torch.tensor(v)) for v in terms.values())
+    assert 0 <= terms["expelbo_rec"] <= 1 and terms["rec"] > 0  # exp(-2s(...)) may underflow at init
+
+
+def test_warmup_counts_exactly(airplanes_256, tmp_path):
+    cfg = tiny_config(airplanes_256, tmp_path, "warm", epochs=2)
+    cfg.optim.warmup_epochs = 1
+    t = Trainer.new_run(cfg)
+    assert [t.method_for_epoch(e) for e in (1, 2, 3)] == ["vae", "soft-intro", "soft-intro"]
+    history = t.fit()
+    assert all("expelbo_rec" not in h for h in history if h["epoch"] == 1)
+    assert all("expelbo_rec" in h for h in history if h["epoch"] == 2)
+
+
+def test_smoke_training_on_real_airplanes(airplanes_256, tmp_path):
+    """A few steps on the real airplanes at 256 points on CPU: files, scalars, images, learning."""
+    cfg = tiny_config(airplanes_256, tmp_path, "smoke", epochs=3)
+    cfg.train.vis_every = 3
+    history = Trainer.new_run(cfg).fit()
+    run = tmp_path / "smoke"
+    assert {p.name for p in run.iterdir()} >= {"config.json", "manifest.json", "run_info.json", "metrics.jsonl",
+                                               "checkpoints"}
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert records[-1]["rec"] < 0.7 * records[0]["rec"]  # reconstruction improves within 3 epochs
+    assert all(0 <= r["val_jsd"] <= 1 and 0 < r["val_chamfer"] < 0.1 for r in records)
+    assert len(history) == 3 * 6  # 85 shapes, batch 16: 5 full batches and one of 5
+    state = load_checkpoint(run)
+    assert state["epoch"] == 3 and state["config"]["model"]["num_points"] == 256
+    assert (run / "checkpoints" / "best.pt").is_file()
+    info = json.loads((run / "run_info.json").read_text())
+    assert info["sessions"][0]["chamfer_backend"] == "torch"
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    for tag in ("loss/rec", "loss/kl_real", "loss/kl_rec", "loss/kl_fake", "loss/kl_gap", "loss/expelbo_rec",
+                "loss/expelbo_fake", "loss/loss_e", "loss/loss_d", "lr/encoder", "lr/decoder",
+                "perf/step_time_s", "perf/shapes_per_s", "val/chamfer", "val/jsd"):
+        assert tag in tags["scalars"], tag
+    assert len(acc.Scalars("loss/rec")) == 18
+    assert "clouds/grid" in tags["images"]
+    assert any(t.startswith("clouds/real") for t in tags["tensors"])  # add_mesh point-cloud summaries
+    image = acc.Images("clouds/grid")[0]
+    assert image.width > 200 and image.height > 200
+
+
+def test_resume_reproduces_an_uninterrupted_run(airplanes_256, tmp_path):
+    full = Trainer.new_run(tiny_config(airplanes_256, tmp_path, "full", epochs=2)).fit()
+    Trainer.new_run(tiny_config(airplanes_256, tmp_path, "cut", epochs=1)).fit()
+    resumed = Trainer.resume(tmp_path / "cut", {"epochs": 2}).fit()
+    expected = [h for h in full if h["epoch"] == 2]
+    assert len(resumed) == len(expected) == 6
+    assert resumed == expected  # bitwise-identical losses
+    lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(ln)["epoch"] for ln in lines] == [1, 2]
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(airplanes_256, tmp_path, monkeypatch):
+    t = Trainer.new_run(tiny_config(airplanes_256, tmp_path, "nan", epochs=3))
+    original = t._chamfer
+
+    def poisoned(a, b):
+        out = original(a, b)
+        return out * float("nan") if t.epoch >= 1 else out
+
+    monkeypatch.setattr(t, "_chamfer", poisoned)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite encoder loss at epoch 2, step 7 .*beta_neg"):
+        t.fit()
+    state = load_checkpoint(tmp_path / "nan")
+    assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_missing_data_says_how_to_prepare(tmp_path, capsys):
+    cfg = tiny_config(tmp_path / "nothing", tmp_path, "x")
+    with pytest.raises(MissingDataError, match=r"no prepared data for 'airplane'.*python -m shapenet_prep"):
+        Trainer.new_run(cfg)
+    assert main(["--data-root", str(tmp_path / "nothing"), "--device", "cpu"]) == 2
+    assert "python -m shapenet_prep --format shapenetpart" in capsys.readouterr().err
+
+
+def test_unknown_category_lists_valid_ones(tmp_path, capsys):
+    assert main(["--category", "airplan", "--data-root", str(tmp_path)]) == 2
+    assert "valid categories are: airplane, bag" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present here")
+def test_cuda_requested_but_absent():
+    with pytest.raises(ValueError, match="--device cuda requested but CUDA is not available.*--device cpu"):
+        select_device("cuda")
+    assert select_device("auto") == torch.device("cpu")
+
+
+def test_mismatched_point_counts(airplanes_256, tmp_path):
+    cfg = tiny_config(airplanes_256, tmp_path, "pts")
+    cfg.model.num_points = 2048
+    with pytest.raises(ValueError, match="mismatched point counts: --num-points 2048 .* 256 points"):
+        Trainer.new_run(cfg)
+
+
+def test_incompatible_checkpoints(airplanes_256, tmp_path):
+    Trainer.new_run(tiny_config(airplanes_256, tmp_path, "ck", epochs=1)).fit()
+    with pytest.raises(CheckpointError, match=r"incompatible with the checkpoint's config: --z-dim 32 \(checkpoint: 16\)"):
+        Trainer.resume(tmp_path / "ck", {"z_dim": "32", "epochs": "2"})
+    state = load_checkpoint(tmp_path / "ck")
+    state["config"]["model"]["z_dim"] = 8  # weights for z_dim 16 under a config that says 8
+    state.pop("checkpoint_version")
+    save_checkpoint(state, tmp_path / "bad" / "checkpoints" / "last.pt")
+    with pytest.raises(CheckpointError, match="checkpoint weights do not fit the configured model"):
+        Trainer.resume(tmp_path / "bad")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        Trainer.resume(tmp_path / "junk.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        Trainer.resume(tmp_path / "nowhere")
+    with pytest.raises(FileExistsError, match="--resume"):
+        Trainer.new_run(tiny_config(airplanes_256, tmp_path, "ck", epochs=1))
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "c" / "last.pt"
+    save_checkpoint({"model": {}, "config": {}, "epoch": 1, "global_step": 3}, path)
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint({"model": {}, "config": {}, "epoch": 2, "global_step": 6}, path)
+    assert load_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temporary file left
