@@ -184,3 +184,34 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         save_checkpoint({"model": {}, "config": {}, "epoch": 2, "global_step": 6}, path)
     assert load_checkpoint(path)["epoch"] == 1
     assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temporary file left
+
+
+def test_cli_killed_mid_run_resumes_from_last_checkpoint(airplanes_256, tmp_path):
+    """Kill the real command (SIGKILL) once a checkpoint exists, then --resume to the end."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import REPO
+
+    run = tmp_path / "killed"
+    args = [sys.executable, "-m", "pointcloud_sivae.train", "--data-root", str(airplanes_256), "--z-dim", "16",
+            "--batch-size", "16", "--chamfer-backend", "torch", "--device", "cpu", "--out-dir", str(tmp_path),
+            "--run-name", "killed", "--val-every", "100", "--vis-every", "100", "--progress", "false"]
+    proc = subprocess.Popen(args + ["--epochs", "40"], cwd=REPO, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (run / "checkpoints" / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = load_checkpoint(run)["epoch"]
+    assert 1 <= killed_at < 40
+    done = subprocess.run(args[:3] + ["--resume", str(run), "--epochs", str(killed_at + 2)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"resuming {run} after epoch {killed_at}" in done.stderr
+    epochs = [json.loads(ln)["epoch"] for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == list(range(1, killed_at + 3))
+    assert load_checkpoint(run)["epoch"] == killed_at + 2
