@@ -14,6 +14,7 @@ Uses the real ShapeNetPart airplanes (prepared into a temporary folder).
 from __future__ import annotations
 
 import argparse
+import io
 import platform
 import statistics
 import sys
@@ -77,7 +78,7 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         prepare_category(PrepareOptions(source=args.source, category="airplane", out=Path(tmp) / "data",
-                                        num_points=args.num_points, progress=False, log=open("/dev/null", "w")))
+                                        num_points=args.num_points, progress=False, log=io.StringIO()))
         for backend in backends:
             cfg = RunConfig()
             cfg.data.data_root = str(Path(tmp) / "data")

@@ -58,7 +58,7 @@ class PrepareOptions:
     on_error: str = "skip"  # "skip": report and skip a malformed shape; "fail": stop
     overwrite: bool = False
     progress: bool = True
-    log: object = field(default=sys.stderr, repr=False)
+    log: object = field(default=None, repr=False)  # text stream for reports; None = sys.stderr
 
 
 def _validate(opts: PrepareOptions) -> None:
@@ -153,6 +153,8 @@ def prepare_category(opts: PrepareOptions) -> dict:
             usable shape at all.
     """
     _validate(opts)
+    if opts.log is None:
+        opts.log = sys.stderr
     category = canonical_category(opts.category)
     synset = synset_of(category)
     target = Path(opts.out) / category
