@@ -13,6 +13,7 @@ AZIMUTH_DEG = -50.0
 POINT_SIZE = 1.5
 ROW_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")  # one colour per row
 CELL_INCHES = 2.2
+ZOOM = 1.6  # matplotlib's 3D axes leave a wide margin around the cube
 DPI = 80
 
 
@@ -44,10 +45,11 @@ def render_grid(rows: list[np.ndarray], row_titles: list[str], extent: float = 0
             ax.set_ylim(-extent, extent)
             ax.set_zlim(-extent, extent)
             ax.view_init(elev=ELEVATION_DEG, azim=AZIMUTH_DEG)
+            ax.set_box_aspect((1, 1, 1), zoom=ZOOM)
             ax.set_axis_off()
             if c == 0:
                 ax.set_title(title, fontsize=9)
-    fig.tight_layout(pad=0.1)
+    fig.subplots_adjust(left=0, right=1, bottom=0, top=0.95, wspace=0, hspace=0.05)
     fig.canvas.draw()
     image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
     plt.close(fig)
