@@ -88,13 +88,13 @@ def main() -> int:
             cfg.train.run_name = f"bench-{backend}"
             trainer = Trainer.new_run(cfg)
             x = trainer.train_points[: args.batch_size]
-            t = timed(lambda: trainer.train_step(x, "soft-intro"), args.repeats, device)
+            t = timed(lambda t=trainer, x=x: t.train_step(x, "soft-intro"), args.repeats, device)
             rows.append((f"Soft-IntroVAE step {len(x)}x{args.num_points}", backend, t, len(x)))
         g = torch.Generator(device=device).manual_seed(0)
         a = torch.rand(args.batch_size, args.num_points, 3, device=device, generator=g) - 0.5
         b = torch.rand(args.batch_size, args.num_points, 3, device=device, generator=g) - 0.5
         for backend in backends:
-            def cd_fwd_bwd():
+            def cd_fwd_bwd(backend=backend):
                 xa = a.clone().requires_grad_()
                 chamfer_distance(xa, b, point_reduction="sum", backend=backend).sum().backward()
             t = timed(cd_fwd_bwd, max(10, args.repeats), device)

@@ -43,7 +43,7 @@ def occupancy_histogram(clouds: np.ndarray, resolution: int = 28, clip_sphere: b
     outside = (np.linalg.norm(pts, axis=1) > bound) if clip_sphere else (np.abs(pts).max(axis=1) > bound)
     if outside.any():
         warnings.warn(f"{outside.mean():.2%} of points lie outside the JSD grid's "
-                      f"{'ball' if clip_sphere else 'cube'} of radius 0.5; they count at the nearest cell")
+                      f"{'ball' if clip_sphere else 'cube'} of radius 0.5; they count at the nearest cell", stacklevel=2)
     grid = unit_cube_grid(resolution, clip_sphere)
     _, idx = cKDTree(grid).query(pts)
     return np.bincount(idx, minlength=len(grid)).astype(np.float64)

@@ -83,7 +83,7 @@ def resolve_backend(backend: str = "auto") -> str:
         reason = _keops_usable()
         if reason is None:
             return "keops"
-        warnings.warn(f"pykeops is installed but unusable ({reason}); Chamfer backend 'auto' skips it")
+        warnings.warn(f"pykeops is installed but unusable ({reason}); Chamfer backend 'auto' skips it", stacklevel=2)
     if _pytorch3d_importable():
         return "pytorch3d"
     return "torch"

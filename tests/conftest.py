@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -46,7 +45,3 @@ def tiny_config(data_root: Path, out_dir: Path, name: str, epochs: int = 2):
     cfg.train.vis_every = 2
     return cfg
 
-
-@pytest.fixture
-def copy_tree():
-    return shutil.copytree
