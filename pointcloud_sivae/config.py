@@ -17,6 +17,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pointcloud_sivae.categories import canonical_category
 from pointcloud_sivae.model import ModelConfig
 
 
@@ -134,11 +135,18 @@ def _coerce(value, typ, name: str, where: str):
 
 
 def set_field(cfg: RunConfig, section: str, key: str, value, *, where: str = "config") -> None:
-    """Set ``cfg.<section>.<key>`` with type coercion; unknown keys raise ``ValueError``."""
+    """Set ``cfg.<section>.<key>`` with type coercion (and the canonical name for a category).
+
+    Raises:
+        ValueError: unknown key, a value of the wrong type, or an unknown category.
+    """
     types = _field_types(SECTIONS[section])
     if key not in types:
         raise ValueError(f"{where}: unknown key {key!r} in [{section}]; valid keys: {sorted(types)}")
-    setattr(getattr(cfg, section), key, _coerce(value, types[key], f"{section}.{key}", where))
+    value = _coerce(value, types[key], f"{section}.{key}", where)
+    if (section, key) == ("data", "category"):
+        value = canonical_category(value)  # "plane" and "02691156" both mean "airplane"
+    setattr(getattr(cfg, section), key, value)
 
 
 def _flag_index() -> dict[str, str]:

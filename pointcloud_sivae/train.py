@@ -199,8 +199,6 @@ class Trainer:
             raise CheckpointError(f"incompatible checkpoint: {exc}") from None
         conflicts = []
         for key, value in (overrides or {}).items():
-            if key == "category":
-                value = canonical_category(str(value))  # "plane" and "02691156" mean "airplane"
             section = FLAG_SECTION[key]
             saved = getattr(getattr(cfg, section), key)
             set_field(cfg, section, key, value, where="command line")
