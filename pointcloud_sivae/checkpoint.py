@@ -72,3 +72,29 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
             f"{path} has checkpoint version {state['checkpoint_version']}, this package reads {CHECKPOINT_VERSION}"
         )
     return state
+
+
+def load_model(path: str | Path, device="cpu"):
+    """Rebuild the model of a checkpoint from the checkpoint alone, in eval mode.
+
+    Args:
+        path: a run folder (its ``checkpoints/last.pt``) or a ``.pt`` file.
+
+    Returns:
+        ``(model, state)``: the :class:`~pointcloud_sivae.model.SoftIntroVAE` on
+        ``device`` and the checkpoint dict (config, manifest, epoch, ...).
+
+    Raises:
+        CheckpointError: unreadable checkpoint or weights that do not fit its config.
+    """
+    from pointcloud_sivae.config import RunConfig
+    from pointcloud_sivae.model import SoftIntroVAE
+
+    state = load_checkpoint(path)
+    try:
+        cfg = RunConfig.from_dict(state["config"], where=f"config stored in {path}")
+        model = SoftIntroVAE(cfg.model)
+        model.load_state_dict(state["model"])
+    except (ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"incompatible checkpoint {path}: {exc}") from None
+    return model.to(device).eval(), state

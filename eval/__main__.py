@@ -1,0 +1,198 @@
+"""``python -m eval {generation,reconstruction,sets}``: the field's metric table, with its protocol.
+
+    python -m eval generation --checkpoint runs/<run> --split test --seeds 0 1 2
+    python -m eval reconstruction --checkpoint runs/<run> --split test
+    python -m eval sets --sample gen.npy --reference ref.npy --protocol norm_box
+
+Each prints a table and writes a JSON file (default under ``<run>/eval/``) that states
+the protocol, normalisation, |S|, |R|, points per cloud, seeds, distance
+implementations, units and run time next to the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from eval.evaluate import DISPLAY, GenerationEvaluator, format_table, reconstruction_metrics, summarize
+from eval.protocols import PROTOCOLS
+from pointcloud_sivae.checkpoint import CheckpointError, load_model, resolve_checkpoint_path
+from pointcloud_sivae.data import load_split
+from pointcloud_sivae.train import _git_revision, select_device
+
+DISPLAY_SCALE = {k: unit or "x1" for k, (_, unit) in DISPLAY.items()}
+VALUES_ARE = ("raw: Chamfer distance squared L2 and EMD Euclidean, both mean over points in the protocol's "
+              "frame; COV and 1-NNA as fractions in [0, 1]; JSD base-2 in [0, 1]")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--protocol", choices=PROTOCOLS, default="pointflow")
+    p.add_argument("--emd", choices=("approx", "exact", "none"), default="approx",
+                   help="EMD implementation, or none for Chamfer metrics and JSD only")
+    p.add_argument("--chamfer-backend", default="auto", help="auto (numba on CPU, torch on CUDA), numba, torch, keops")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", type=Path, help="output JSON file")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m eval", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("generation", help="MMD, COV, 1-NNA (CD, EMD) and JSD of prior samples vs a split")
+    g.add_argument("--checkpoint", required=True, help="run folder or .pt file")
+    g.add_argument("--split", default="test", choices=("train", "val", "test"))
+    g.add_argument("--data-root", help="prepared data root (default: the one the run trained on)")
+    g.add_argument("--num-samples", type=int, help="|S| (default |R|, the PointFlow protocol)")
+    g.add_argument("--seeds", type=int, nargs="+", default=[0])
+    _common(g)
+    r = sub.add_parser("reconstruction", help="CD and EMD between a split and its reconstructions")
+    r.add_argument("--checkpoint", required=True)
+    r.add_argument("--split", default="test", choices=("train", "val", "test"))
+    r.add_argument("--data-root")
+    _common(r)
+    s = sub.add_parser("sets", help="the generation table for two sets of clouds given as files")
+    s.add_argument("--sample", type=Path, required=True, help=".npy (M, N, 3) or .npz with 'points'")
+    s.add_argument("--reference", type=Path, required=True)
+    _common(s)
+    return p
+
+
+def read_clouds(path: Path) -> np.ndarray:
+    """(M, N, 3) clouds from a .npy array or a .npz holding ``points``.
+
+    Raises:
+        ValueError: missing file, unsupported extension, or no ``points`` array.
+    """
+    if not path.is_file():
+        raise ValueError(f"{path} not found")
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            if "points" not in z.files:
+                raise ValueError(f"{path} has no 'points' array (found {z.files})")
+            return z["points"]
+    raise ValueError(f"{path}: expected a .npy or .npz file")
+
+
+@torch.no_grad()
+def _decode_prior(model, n: int, seed: int, device) -> np.ndarray:
+    g = torch.Generator(device=device).manual_seed(seed)
+    z = model.sample_prior(n, generator=g)
+    return torch.cat([model.decode(c) for c in z.split(256)]).cpu().numpy()
+
+
+@torch.no_grad()
+def _reconstruct(model, points: torch.Tensor, device) -> np.ndarray:
+    return torch.cat([model.decode(model.encode(c.to(device))[0]) for c in points.split(256)]).cpu().numpy()
+
+
+def _checkpoint_context(args):
+    device = select_device(args.device)
+    path = resolve_checkpoint_path(args.checkpoint)
+    model, state = load_model(path, device)
+    root = args.data_root or state["config"]["data"]["data_root"]
+    split = load_split(root, state["config"]["data"]["category"], args.split)
+    if split.points.shape[1] != model.config.num_points:
+        raise ValueError(f"mismatched point counts: the model outputs {model.config.num_points} points, "
+                         f"the {args.split} split under {root} has {split.points.shape[1]}")
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    return device, path, model, state, split, run_dir
+
+
+def _write(result: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(out)
+    print(f"wrote {out}", file=sys.stderr)
+
+
+def _header(args, t0: float) -> dict:
+    return {"command": sys.argv, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "git_revision": _git_revision(), "protocol": args.protocol, "values_are": VALUES_ARE,
+            "display_scale": DISPLAY_SCALE,
+            "run_time_s": round(time.perf_counter() - t0, 3)}
+
+
+def run_generation(args) -> dict:
+    t0 = time.perf_counter()
+    device, path, model, state, split, run_dir = _checkpoint_context(args)
+    ref = split.points.numpy()
+    n_s = args.num_samples or len(ref)
+    ev = GenerationEvaluator(ref, split.manifest["normalization"], protocol=args.protocol, emd=args.emd,
+                             chamfer_backend=args.chamfer_backend, device=device, progress=not args.no_progress)
+    per_seed = []
+    for seed in args.seeds:
+        metrics = ev(_decode_prior(model, n_s, seed, device))
+        per_seed.append(metrics)
+        print(f"seed {seed}: " + ", ".join(f"{k} {v:.5g}" for k, v in metrics.items()), file=sys.stderr)
+    summary = summarize(per_seed)
+    print(format_table(summary, f"generation: {state['config']['data']['category']} {args.split}, "
+                                f"protocol {args.protocol}, |S|={n_s}, |R|={len(ref)}, seeds {args.seeds}"))
+    result = {**_header(args, t0), "kind": "generation", "checkpoint": str(path), "epoch": state["epoch"],
+              "category": state["config"]["data"]["category"], "split": args.split,
+              "data_normalization": split.manifest["normalization"], "num_samples": n_s,
+              "num_reference": len(ref), "num_points": int(ref.shape[1]), "seeds": args.seeds,
+              "prior_std": model.config.prior_std, "distance_implementations": ev.distance_implementations(),
+              "metrics": summary, "per_seed": per_seed, "timings": ev.timings}
+    result["run_time_s"] = round(time.perf_counter() - t0, 3)
+    _write(result, args.out or run_dir / "eval" / f"generation_{args.split}_{args.protocol}.json")
+    return result
+
+
+def run_reconstruction(args) -> dict:
+    t0 = time.perf_counter()
+    device, path, model, state, split, run_dir = _checkpoint_context(args)
+    rec = _reconstruct(model, split.points, device)
+    res = reconstruction_metrics(split.points.numpy(), rec, split.manifest["normalization"], protocol=args.protocol,
+                                 emd=args.emd, chamfer_backend=args.chamfer_backend, device=device)
+    print(format_table({k: res[k] for k in ("CD", "EMD") if k in res},
+                       f"reconstruction: {args.split}, protocol {args.protocol}, {len(rec)} shapes "
+                       "(posterior means), mean ± std over shapes"))
+    result = {**_header(args, t0), "kind": "reconstruction", "checkpoint": str(path), "epoch": state["epoch"],
+              "split": args.split, "data_normalization": split.manifest["normalization"],
+              "num_shapes": len(rec), "num_points": int(rec.shape[1]), "ids": split.ids,
+              "reconstruction": "decoder(posterior mean)", **res}
+    _write(result, args.out or run_dir / "eval" / f"reconstruction_{args.split}_{args.protocol}.json")
+    return result
+
+
+def run_sets(args) -> dict:
+    t0 = time.perf_counter()
+    sample, ref = read_clouds(args.sample), read_clouds(args.reference)
+    normalization = {"method": "none"}  # files are taken in their own frame
+    ev = GenerationEvaluator(ref, normalization, protocol=args.protocol, emd=args.emd,
+                             chamfer_backend=args.chamfer_backend, device=select_device(args.device),
+                             progress=not args.no_progress)
+    metrics = ev(sample)
+    summary = summarize([metrics])
+    print(format_table(summary, f"sets: {args.sample} vs {args.reference}, protocol {args.protocol}, "
+                                f"|S|={len(sample)}, |R|={len(ref)}"))
+    result = {**_header(args, t0), "kind": "sets", "sample": str(args.sample), "reference": str(args.reference),
+              "num_samples": len(sample), "num_reference": len(ref), "num_points": int(ref.shape[1]),
+              "distance_implementations": ev.distance_implementations(), "metrics": summary,
+              "timings": ev.timings}
+    _write(result, args.out or Path("eval_results") / f"sets_{args.sample.stem}_vs_{args.reference.stem}.json")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        {"generation": run_generation, "reconstruction": run_reconstruction, "sets": run_sets}[args.command](args)
+    except (ValueError, FileNotFoundError, CheckpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+import json
+
+import numpy as np
+import pytest
+
+from eval.__main__ import main as eval_main
+from eval.protocols import apply_protocol
+from pointcloud_sivae.train import Trainer
+
+from .conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def trained_run(airplanes_256, tmp_path_factory):
+    out = tmp_path_factory.mktemp("evalrun")
+    Trainer.new_run(tiny_config(airplanes_256, out, "run", epochs=1)).fit()
+    return out / "run"
+
+
+def test_generation_command_writes_protocol_and_numbers(trained_run, capsys):
+    out = trained_run / "gen.json"
+    assert eval_main(["generation", "--checkpoint", str(trained_run), "--split", "val", "--num-samples", "6",
+                      "--seeds", "0", "1", "--device", "cpu", "--no-progress", "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "MMD-CD" in table and "1-NNA-EMD" in table and "x10^3" in table
+    r = json.loads(out.read_text())
+    assert r["protocol"] == "pointflow" and r["num_samples"] == 6 and r["num_reference"] == 18
+    assert r["num_points"] == 256 and r["seeds"] == [0, 1] and r["epoch"] == 1 and r["prior_std"] == 0.2
+    assert set(r["metrics"]) == {"MMD-CD", "COV-CD", "1-NNA-CD", "MMD-EMD", "COV-EMD", "1-NNA-EMD", "JSD"}
+    assert r["data_normalization"] == {"method": "none"}
+    assert "approxmatch" in r["distance_implementations"]["emd"]
+    assert "numba" in r["distance_implementations"]["chamfer"]
+    for k, v in r["metrics"].items():
+        assert set(v) == {"mean", "std"} and np.isfinite(v["mean"])
+    assert 0.5 <= r["metrics"]["1-NNA-CD"]["mean"] <= 1.0 and 0 < r["metrics"]["COV-CD"]["mean"] <= 1.0
+    assert len(r["per_seed"]) == 2 and r["run_time_s"] > 0 and "CD_matrices_s" in r["timings"]
+
+
+def test_reconstruction_command(trained_run):
+    out = trained_run / "rec.json"
+    assert eval_main(["reconstruction", "--checkpoint", str(trained_run), "--split", "test", "--emd", "exact",
+                      "--device", "cpu", "--out", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["num_shapes"] == 18 and len(r["per_shape"]["CD"]) == 18 and len(r["ids"]) == 18
+    assert 0 < r["CD"]["mean"] < 0.1 and 0 < r["EMD"]["mean"] < 0.5
+    assert "exact" not in r["protocol"] and r["reconstruction"] == "decoder(posterior mean)"
+
+
+def test_sets_command_known_answers(airplanes_256, tmp_path):
+    pts = np.load(airplanes_256 / "airplane" / "val.npz")["points"][:8]
+    np.save(tmp_path / "a.npy", pts)
+    np.save(tmp_path / "far.npy", pts + np.float32(3.0))
+    out = tmp_path / "same.json"
+    assert eval_main(["sets", "--sample", str(tmp_path / "a.npy"), "--reference", str(airplanes_256 / "airplane" /
+                      "val.npz"), "--emd", "none", "--device", "cpu", "--out", str(out)]) == 0
+    r = json.loads(out.read_text())["metrics"]
+    assert r["MMD-CD"]["mean"] > 0 and r["COV-CD"]["mean"] == pytest.approx(8 / 18)
+    assert eval_main(["sets", "--sample", str(tmp_path / "a.npy"), "--reference", str(tmp_path / "a.npy"),
+                      "--emd", "exact", "--device", "cpu", "--out", str(out)]) == 0
+    r = json.loads(out.read_text())["metrics"]
+    assert r["MMD-CD"]["mean"] == 0 and r["MMD-EMD"]["mean"] == 0 and r["COV-CD"]["mean"] == 1.0
+    assert r["JSD"]["mean"] == 0 and r["1-NNA-CD"]["mean"] == 0.0
+    with pytest.warns(UserWarning, match="outside the JSD grid"):
+        assert eval_main(["sets", "--sample", str(tmp_path / "far.npy"), "--reference", str(tmp_path / "a.npy"),
+                          "--emd", "none", "--device", "cpu", "--out", str(out)]) == 0
+    r = json.loads(out.read_text())["metrics"]
+    assert r["1-NNA-CD"]["mean"] == 1.0
+
+
+def test_protocols(airplanes_256):
+    pts = np.load(airplanes_256 / "airplane" / "val.npz")["points"][:4]
+    box = apply_protocol(pts, "norm_box", {"method": "none"})
+    np.testing.assert_allclose(np.abs(box).max(axis=(1, 2)), 1.0, rtol=1e-5)
+    assert np.array_equal(apply_protocol(pts, "pointflow", {"method": "none"}), pts)
+    glob = {"method": "global", "global_mean": [0.1, 0.2, 0.3], "global_std": 2.0}
+    np.testing.assert_allclose(apply_protocol(pts, "pointflow", glob), pts * 2 + np.array([0.1, 0.2, 0.3]), atol=1e-6)
+    with pytest.raises(ValueError, match="per-shape normalization 'unit_sphere'.*norm_box"):
+        apply_protocol(pts, "pointflow", {"method": "unit_sphere"})
+
+
+def test_command_errors(tmp_path, capsys):
+    assert eval_main(["generation", "--checkpoint", str(tmp_path / "none"), "--device", "cpu"]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
+    (tmp_path / "x.txt").write_text("1")
+    assert eval_main(["sets", "--sample", str(tmp_path / "x.txt"), "--reference", str(tmp_path / "x.txt")]) == 2
+    assert "expected a .npy or .npz" in capsys.readouterr().err
