@@ -59,6 +59,7 @@ class TrainConfig:
     vis_every: int = 10  # log clouds and image grid every k epochs
     log_every: int = 1  # TensorBoard scalars every k steps
     jsd_sample_factor: int = 3  # |S| = factor * |R| generated clouds for validation JSD
+    val_generation_metrics: bool = True  # MMD/COV/1-NNA-CD on val (|S| = |R|; cost grows as |val|^2)
     num_vis: int = 4  # clouds per row in logged images
     progress: bool = True  # tqdm progress bar
 

@@ -40,7 +40,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from eval.distances import pairwise_chamfer
 from eval.jsd import jsd_between_sets
+from eval.metrics import coverage, mmd, one_nn_accuracy
 from pointcloud_sivae.categories import canonical_category
 from pointcloud_sivae.chamfer import chamfer_distance, resolve_backend
 from pointcloud_sivae.checkpoint import (
@@ -161,6 +163,7 @@ class Trainer:
         self.global_step = 0
         self.best = {"epoch": None, "val_jsd": None, "val_chamfer": None}
         self.history: list[dict] = []
+        self._val_D_rr = None  # val-against-val Chamfer matrix, computed at the first validation
         if state is not None:
             self._load_state(state)
 
@@ -418,8 +421,9 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         """Val reconstruction Chamfer distance (mean convention, squared L2, evaluation
-        frame, posterior means) and JSD of ``jsd_sample_factor * |val|`` prior samples
-        (fixed seed) against the val split."""
+        frame, posterior means), JSD of ``jsd_sample_factor * |val|`` prior samples
+        (fixed seed) against the val split, and MMD-CD, COV-CD, 1-NNA-CD of the first
+        ``|val|`` of those samples (``val_generation_metrics``)."""
         if len(self.val_points) == 0:
             return {}
         self.model.eval()
@@ -429,10 +433,24 @@ class Trainer:
             cd = chamfer_distance(real, rec, point_reduction="mean", backend=self.backend).mean().item()
             gen = self._to_frame(self._decode_prior(self.cfg.train.jsd_sample_factor * len(real),
                                                     self.cfg.train.seed + 1))
-            jsd = jsd_between_sets(gen.cpu().numpy(), real.cpu().numpy())
+            real_np, gen_np = real.cpu().numpy(), gen.cpu().numpy()
+            out = {"val_chamfer": cd, "val_jsd": jsd_between_sets(gen_np, real_np)}
+            if self.cfg.train.val_generation_metrics and len(real_np) >= 2:
+                out.update(self._val_generation_metrics(gen_np[: len(real_np)], real_np))
         finally:
             self.model.train()
-        return {"val_chamfer": cd, "val_jsd": jsd}
+        return out
+
+    def _val_generation_metrics(self, sample, reference) -> dict[str, float]:
+        """MMD-CD, COV-CD and 1-NNA-CD of |val| prior samples against the val split
+        (evaluation frame); the val-against-val matrix is computed once per run."""
+        backend = "numba" if self.device.type == "cpu" else "torch"
+        if self._val_D_rr is None:
+            self._val_D_rr = pairwise_chamfer(reference, backend=backend, device=self.device)
+        D_sr = pairwise_chamfer(sample, reference, backend=backend, device=self.device)
+        D_ss = pairwise_chamfer(sample, backend=backend, device=self.device)
+        return {"val_mmd_cd": mmd(D_sr), "val_cov_cd": coverage(D_sr),
+                "val_1nna_cd": one_nn_accuracy(D_ss, D_sr, self._val_D_rr)}
 
     def _log_visuals(self, writer) -> None:
         source = self.val_points if len(self.val_points) else self.train_points

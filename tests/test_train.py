@@ -77,6 +77,8 @@ def test_smoke_training_on_real_airplanes(airplanes_256, tmp_path):
     assert [r["epoch"] for r in records] == [1, 2, 3]
     assert records[-1]["rec"] < 0.7 * records[0]["rec"]  # reconstruction improves within 3 epochs
     assert all(0 <= r["val_jsd"] <= 1 and 0 < r["val_chamfer"] < 0.1 for r in records)
+    assert all(0 < r["val_mmd_cd"] < 0.1 and 0 < r["val_cov_cd"] <= 1 and 0.5 <= r["val_1nna_cd"] <= 1
+               for r in records)
     assert len(history) == 3 * 6  # 85 shapes, batch 16: 5 full batches and one of 5
     state = load_checkpoint(run)
     assert state["epoch"] == 3 and state["config"]["model"]["num_points"] == 256
@@ -91,7 +93,8 @@ def test_smoke_training_on_real_airplanes(airplanes_256, tmp_path):
     tags = acc.Tags()
     for tag in ("loss/rec", "loss/kl_real", "loss/kl_rec", "loss/kl_fake", "loss/kl_gap", "loss/expelbo_rec",
                 "loss/expelbo_fake", "loss/loss_e", "loss/loss_d", "lr/encoder", "lr/decoder",
-                "perf/step_time_s", "perf/shapes_per_s", "val/chamfer", "val/jsd"):
+                "perf/step_time_s", "perf/shapes_per_s", "val/chamfer", "val/jsd", "val/mmd_cd", "val/cov_cd",
+                "val/1nna_cd"):
         assert tag in tags["scalars"], tag
     assert len(acc.Scalars("loss/rec")) == 18
     assert "clouds/grid" in tags["images"]
