@@ -8,8 +8,12 @@ stored coordinate-major, (M, 3, N), so each coordinate is a contiguous vector.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
+
+# open3d installs an older TBB that numba would probe (and warn about) first
+numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]
 
 _INF = np.float32(np.inf)
 

@@ -1,10 +1,16 @@
-"""Rendering choices for static images of clouds (TensorBoard grids, figures).
+"""Rendering choices for every image of clouds: TensorBoard grids (matplotlib),
+headless PNG strips and GIFs and the interactive viewer (open3d).
 
-One place for camera, colours and point size. ShapeNet clouds are y-up; the
-camera looks from the front-left, slightly above.
+One place for camera, colours, point size and image size. ShapeNet clouds are
+y-up; both renderers look from the front-left, slightly above, at a fixed cube
+of half-width ``extent`` so that frames of a sequence share one scale.
 """
 
 from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -61,3 +67,156 @@ def point_colors(n_points: int, row: int) -> np.ndarray:
     hexcol = ROW_COLORS[row % len(ROW_COLORS)].lstrip("#")
     rgb = [int(hexcol[i : i + 2], 16) for i in (0, 2, 4)]
     return np.tile(np.array(rgb, dtype=np.uint8), (n_points, 1))
+
+
+# ----- open3d (headless PNG/GIF and the interactive viewer) -----------------------------------
+
+ROLE_COLORS = {  # RGB in [0, 1], the same hues as ROW_COLORS
+    "real": (0.12, 0.47, 0.71),
+    "reconstruction": (1.0, 0.50, 0.05),
+    "generated": (0.17, 0.63, 0.17),
+    "interpolation": (0.58, 0.40, 0.74),
+}
+BACKGROUND = (1.0, 1.0, 1.0)
+O3D_POINT_SIZE = 3.0
+O3D_FRONT = (-0.6, 0.45, -0.66)  # direction from the scene centre towards the camera
+O3D_UP = (0.0, 1.0, 0.0)
+O3D_ZOOM = 0.42
+IMAGE_WIDTH, IMAGE_HEIGHT = 480, 360
+PAIR_SPACING = 1.1  # distance between side-by-side clouds (input | reconstruction), cloud units
+
+
+def side_by_side_offsets(count: int, spacing: float = PAIR_SPACING) -> list[tuple[float, float, float]]:
+    """Offsets placing ``count`` clouds left to right *on screen* (along the camera's right vector)."""
+    front, up = np.asarray(O3D_FRONT, float), np.asarray(O3D_UP, float)
+    right = np.cross(up, front)
+    right /= np.linalg.norm(right)
+    return [tuple(right * spacing * (k - (count - 1) / 2)) for k in range(count)]
+GIF_FRAME_MS = 120
+
+
+class RenderError(RuntimeError):
+    """No way to render: no display for a window, or no headless OpenGL (EGL) backend."""
+
+
+def import_open3d():
+    """Import open3d, or raise ``ImportError`` naming the extra and the system library."""
+    try:
+        import open3d
+    except ImportError as exc:
+        raise ImportError("the viewer needs open3d: pip install 'pointcloud-sivae[viewer]'") from exc
+    except OSError as exc:  # e.g. libusb-1.0.so.0 missing
+        raise ImportError(f"open3d is installed but cannot load a system library ({exc}); on Debian/Ubuntu: "
+                          "apt-get install libusb-1.0-0 libegl1 libgl1 (scripts/setup.sh does this)") from exc
+    return open3d
+
+
+SHADE_RANGE = (0.55, 1.0)  # brightness from the lowest to the highest point (depth cue)
+
+
+def make_point_cloud(points: np.ndarray, color=ROLE_COLORS["real"], shade: bool = True):
+    """An open3d ``PointCloud`` of (N, 3) points in one hue, shaded by height (y) when ``shade``."""
+    o3d = import_open3d()
+    points = np.asarray(points, dtype=np.float64)
+    pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+    if shade and len(points) > 1 and np.ptp(points[:, 1]) > 0:
+        h = (points[:, 1] - points[:, 1].min()) / np.ptp(points[:, 1])
+        k = SHADE_RANGE[0] + (SHADE_RANGE[1] - SHADE_RANGE[0]) * h
+        pc.colors = o3d.utility.Vector3dVector(np.clip(k[:, None] * np.asarray(color)[None], 0, 1))
+    else:
+        pc.paint_uniform_color(color)
+    return pc
+
+
+def framing_points(extent: float, offsets=((0.0, 0.0, 0.0),)):
+    """Corners of the cube(s) of half-width ``extent`` in the background colour: invisible,
+    they fix the camera's framing so every frame of a sequence has the same scale."""
+    corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], float) * extent
+    pts = np.concatenate([corners + np.asarray(o) for o in offsets])
+    return make_point_cloud(pts, BACKGROUND, shade=False)
+
+
+def configure_view(vis) -> None:
+    """Apply the shared render options and camera to an open3d ``Visualizer``."""
+    opt = vis.get_render_option()
+    opt.point_size = O3D_POINT_SIZE
+    opt.background_color = np.asarray(BACKGROUND)
+    opt.light_on = False  # flat colours: points read the same from every side
+    ctr = vis.get_view_control()
+    ctr.set_front(O3D_FRONT)
+    ctr.set_up(O3D_UP)
+    ctr.set_lookat((0.0, 0.0, 0.0))
+    ctr.set_zoom(O3D_ZOOM)
+
+
+class HeadlessRenderer:
+    """Renders clouds to images without a display (open3d, EGL offscreen when there is no display).
+
+    Use as a context manager; one hidden window is reused for every frame.
+
+    Raises:
+        ImportError: open3d missing (names the extra) or a system library missing.
+        RenderError: no headless OpenGL backend either.
+    """
+
+    def __init__(self, width: int = IMAGE_WIDTH, height: int = IMAGE_HEIGHT):
+        if not os.environ.get("XDG_RUNTIME_DIR"):  # Mesa's EGL complains without one
+            os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="xdg-")
+        o3d = import_open3d()
+        o3d.utility.set_verbosity_level(o3d.utility.VerbosityLevel.Error)
+        self.vis = o3d.visualization.Visualizer()
+        if not self.vis.create_window(visible=False, width=width, height=height):
+            raise RenderError("cannot render: no display and no headless OpenGL backend (EGL); install Mesa "
+                              "(apt-get install libegl1 libgl1 libgl1-mesa-dri) or run where a display is available")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        if self.vis is not None:
+            self.vis.destroy_window()
+            self.vis = None
+
+    def render(self, clouds: list[np.ndarray], colors: list, extent: float = 0.5, offsets=None) -> np.ndarray:
+        """Render one or more (N, 3) clouds (each shifted by its offset) into one (H, W, 3) uint8 image."""
+        offsets = offsets or [(0.0, 0.0, 0.0)] * len(clouds)
+        self.vis.clear_geometries()
+        self.vis.add_geometry(framing_points(extent, offsets), reset_bounding_box=True)
+        for pts, color, off in zip(clouds, colors, offsets):
+            self.vis.add_geometry(make_point_cloud(np.asarray(pts) + np.asarray(off), color), reset_bounding_box=False)
+        configure_view(self.vis)
+        self.vis.poll_events()
+        self.vis.update_renderer()
+        img = np.asarray(self.vis.capture_screen_float_buffer(do_render=True))
+        return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+
+
+def render_frames(clouds: np.ndarray, role: str = "interpolation", extent: float = 0.5) -> list[np.ndarray]:
+    """Headless open3d render of each cloud of a (K, N, 3) sequence: K (H, W, 3) uint8 images."""
+    with HeadlessRenderer() as r:
+        return [r.render([c], [ROLE_COLORS[role]], extent) for c in clouds]
+
+
+def strip(images: list[np.ndarray]) -> np.ndarray:
+    """Images side by side: (H, sum W, 3)."""
+    return np.concatenate(images, axis=1)
+
+
+def save_png(path: str | Path, image: np.ndarray) -> None:
+    from PIL import Image
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path)
+
+
+def save_gif(path: str | Path, frames: list[np.ndarray], frame_ms: int = GIF_FRAME_MS, bounce: bool = True) -> None:
+    """Animated GIF, looping forever; ``bounce`` plays the sequence forth and back."""
+    from PIL import Image
+
+    seq = frames + frames[-2:0:-1] if bounce and len(frames) > 2 else frames
+    images = [Image.fromarray(f) for f in seq]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    images[0].save(path, save_all=True, append_images=images[1:], duration=frame_ms, loop=0)

@@ -61,6 +61,7 @@ from pointcloud_sivae.config import (
     set_field,
 )
 from pointcloud_sivae.data import load_split
+from pointcloud_sivae.latent import interpolate
 from pointcloud_sivae.losses import (
     gaussian_kl,
     soft_intro_decoder_loss,
@@ -469,6 +470,20 @@ class Trainer:
             writer.add_mesh(f"clouds/{name}", vertices=torch.from_numpy(clouds),
                             colors=torch.from_numpy(colors), global_step=self.global_step)
         writer.add_image("clouds/grid", render_grid(rows, names), self.global_step, dataformats="HWC")
+        if len(source) >= 2:
+            writer.add_image("interpolation/strip", self._interpolation_strip(source[0], source[1]),
+                             self.global_step, dataformats="HWC")
+
+    @torch.no_grad()
+    def _interpolation_strip(self, a: torch.Tensor, b: torch.Tensor, steps: int = 8) -> np.ndarray:
+        """Slerp between the posterior means of two shapes, rendered as one row (matplotlib)."""
+        self.model.eval()
+        try:
+            mu = self.model.encode(torch.stack([a, b]))[0]
+            clouds = self._to_frame(self.model.decode(interpolate(mu[0], mu[1], steps, "slerp")))
+        finally:
+            self.model.train()
+        return render_grid([clouds.cpu().numpy()], ["slerp: val shape 0 -> val shape 1"])
 
     def _is_better(self, val: dict) -> bool:
         if "val_jsd" not in val:

@@ -45,3 +45,13 @@ def tiny_config(data_root: Path, out_dir: Path, name: str, epochs: int = 2):
     cfg.train.vis_every = 2
     return cfg
 
+
+
+@pytest.fixture(scope="session")
+def trained_run(airplanes_256, tmp_path_factory) -> Path:
+    """A run trained for one epoch on the real airplanes at 256 points; returns its folder."""
+    from pointcloud_sivae.train import Trainer
+
+    out = tmp_path_factory.mktemp("trained")
+    Trainer.new_run(tiny_config(airplanes_256, out, "run", epochs=1)).fit()
+    return out / "run"

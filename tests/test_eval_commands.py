@@ -5,20 +5,10 @@ import pytest
 
 from eval.__main__ import main as eval_main
 from eval.protocols import apply_protocol
-from pointcloud_sivae.train import Trainer
-
-from .conftest import tiny_config
 
 
-@pytest.fixture(scope="module")
-def trained_run(airplanes_256, tmp_path_factory):
-    out = tmp_path_factory.mktemp("evalrun")
-    Trainer.new_run(tiny_config(airplanes_256, out, "run", epochs=1)).fit()
-    return out / "run"
-
-
-def test_generation_command_writes_protocol_and_numbers(trained_run, capsys):
-    out = trained_run / "gen.json"
+def test_generation_command_writes_protocol_and_numbers(trained_run, tmp_path, capsys):
+    out = tmp_path / "gen.json"
     assert eval_main(["generation", "--checkpoint", str(trained_run), "--split", "val", "--num-samples", "6",
                       "--seeds", "0", "1", "--device", "cpu", "--no-progress", "--out", str(out)]) == 0
     table = capsys.readouterr().out
@@ -36,8 +26,8 @@ def test_generation_command_writes_protocol_and_numbers(trained_run, capsys):
     assert len(r["per_seed"]) == 2 and r["run_time_s"] > 0 and "CD_matrices_s" in r["timings"]
 
 
-def test_reconstruction_command(trained_run):
-    out = trained_run / "rec.json"
+def test_reconstruction_command(trained_run, tmp_path):
+    out = tmp_path / "rec.json"
     assert eval_main(["reconstruction", "--checkpoint", str(trained_run), "--split", "test", "--emd", "exact",
                       "--device", "cpu", "--out", str(out)]) == 0
     r = json.loads(out.read_text())

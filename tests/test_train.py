@@ -97,7 +97,7 @@ def test_smoke_training_on_real_airplanes(airplanes_256, tmp_path):
                 "val/1nna_cd"):
         assert tag in tags["scalars"], tag
     assert len(acc.Scalars("loss/rec")) == 18
-    assert "clouds/grid" in tags["images"]
+    assert "clouds/grid" in tags["images"] and "interpolation/strip" in tags["images"]
     assert any(t.startswith("clouds/real") for t in tags["tensors"])  # add_mesh point-cloud summaries
     image = acc.Images("clouds/grid")[0]
     assert image.width > 200 and image.height > 200

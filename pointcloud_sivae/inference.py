@@ -1,0 +1,124 @@
+"""Using a trained checkpoint: encode, decode, find shapes, write clouds.
+
+Clouds written to disk are in the *output frame*: the evaluation frame of the data
+(source coordinates for normalisation ``none``/``global``; radius 0.5 for per-shape
+normalisations), so PLY files line up with the ShapeNet data they came from.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pointcloud_sivae.checkpoint import load_model, resolve_checkpoint_path
+from pointcloud_sivae.data import load_split
+from pointcloud_sivae.normalization import evaluation_frame_params, normalization_params, normalize
+from pointcloud_sivae.ply import read_points, write_ply
+from pointcloud_sivae.train import select_device
+
+
+class ShapeNotFoundError(ValueError):
+    """A shape id is not in the prepared data; the message shows valid ids."""
+
+
+class Inference:
+    """A model rebuilt from its checkpoint alone, with its data's normalisation.
+
+    Args:
+        checkpoint: run folder or ``.pt``.
+        device: ``auto``, ``cpu``, ``cuda``...
+        data_root: prepared data root for looking up shapes by id (default: the run's).
+    """
+
+    def __init__(self, checkpoint, device: str = "auto", data_root: str | None = None):
+        self.device = select_device(device)
+        self.checkpoint = resolve_checkpoint_path(checkpoint)
+        self.model, self.state = load_model(self.checkpoint, self.device)
+        self.config = self.state["config"]
+        self.manifest = self.state["manifest"]
+        self.normalization = self.manifest["normalization"]
+        self.num_points = self.model.config.num_points
+        self.data_root = data_root or self.config["data"]["data_root"]
+        shift, scale = evaluation_frame_params(self.normalization)
+        self._shift, self._scale = np.asarray(shift, np.float32), np.float32(scale)
+
+    # frames
+    def to_output_frame(self, points: np.ndarray) -> np.ndarray:
+        return np.asarray(points, np.float32) * self._scale + self._shift
+
+    def to_model_frame(self, points: np.ndarray) -> np.ndarray:
+        """Source-frame clouds (M, N, 3), e.g. read from files, into the frame the model was trained in."""
+        points = np.asarray(points, np.float32)
+        method = self.normalization["method"]
+        if method in ("unit_sphere", "bbox"):
+            shift, scale = normalization_params(points, method)
+            return normalize(points, shift, scale).astype(np.float32)
+        return (points - self._shift) / self._scale
+
+    # model
+    @torch.no_grad()
+    def encode(self, points: np.ndarray) -> torch.Tensor:
+        """Posterior means (M, Z) of model-frame clouds (M, N, 3)."""
+        x = torch.from_numpy(np.asarray(points, np.float32)).to(self.device)
+        return torch.cat([self.model.encode(c)[0] for c in x.split(256)])
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> np.ndarray:
+        """Model-frame clouds (M, N, 3) of latents (M, Z)."""
+        return torch.cat([self.model.decode(c.to(self.device)) for c in z.split(256)]).cpu().numpy()
+
+    def prior(self, n: int, seed: int) -> torch.Tensor:
+        g = torch.Generator(device=self.device).manual_seed(seed)
+        return self.model.sample_prior(n, generator=g)
+
+    # shapes
+    def shape(self, spec: str, resample: bool = False, seed: int = 0) -> tuple[str, np.ndarray]:
+        """A model-frame cloud (N, 3) named by a dataset id (searched in train, val, test) or a file path.
+
+        Args:
+            resample: a file with more points than the model's N is reduced to a uniform
+                random subset of N points (seeded); without it a mismatch is an error.
+
+        Raises:
+            ShapeNotFoundError: neither a file nor an id of the prepared data.
+            ValueError: a file with a different number of points (and no ``resample``).
+        """
+        path = Path(spec)
+        if path.suffix and path.exists():
+            pts = read_points(path)
+            if len(pts) != self.num_points:
+                if not resample or len(pts) < self.num_points:
+                    raise ValueError(
+                        f"mismatched point counts: {path} has {len(pts)} points, the model expects "
+                        f"{self.num_points}" + ("; pass --resample to use a uniform random subset"
+                                                if len(pts) > self.num_points else "")
+                    )
+                pts = pts[np.random.default_rng(seed).choice(len(pts), self.num_points, replace=False)]
+            return path.stem, self.to_model_frame(pts[None])[0]
+        for split in ("train", "val", "test"):
+            if spec in self.manifest["splits"].get(split, []):
+                data = load_split(self.data_root, self.config["data"]["category"], split)
+                return f"{split}:{spec}", data.points[data.ids.index(spec)].numpy()
+        examples = ", ".join(self.manifest["splits"].get("test", [])[:3])
+        raise ShapeNotFoundError(
+            f"{spec!r} is neither a point-cloud file nor a model id of the prepared {self.manifest['category']} data "
+            f"(ids are listed in {Path(self.data_root) / self.manifest['category'] / 'manifest.json'}, "
+            f"e.g. {examples})"
+        )
+
+
+def write_clouds(out_dir: Path, clouds: dict[str, np.ndarray], names: list[str], meta: dict) -> None:
+    """Write ``clouds.npz`` (every array, output frame), one PLY per cloud and ``meta.json``.
+
+    Args:
+        clouds: name -> (K, N, 3) arrays; PLY files are ``<name>_<names[k]>.ply``.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(out_dir / "clouds.npz", **clouds, names=np.array(names, dtype=str))
+    for key, arr in clouds.items():
+        for k, name in enumerate(names):
+            write_ply(out_dir / f"{key}_{name}.ply", arr[k])
+    (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
