@@ -78,7 +78,12 @@ ROLE_COLORS = {  # RGB in [0, 1], the same hues as ROW_COLORS
     "interpolation": (0.58, 0.40, 0.74),
 }
 BACKGROUND = (1.0, 1.0, 1.0)
-O3D_POINT_SIZE = 3.0
+O3D_POINT_SIZE = 3.0  # pixels for a 2048-point cloud; sparser clouds get larger points
+
+
+def point_size_for(num_points: int) -> float:
+    """Point size keeping the rendered coverage of a cloud roughly independent of its point count."""
+    return float(np.clip(O3D_POINT_SIZE * np.sqrt(2048 / max(num_points, 1)), 2.0, 8.0))
 O3D_FRONT = (-0.6, 0.45, -0.66)  # direction from the scene centre towards the camera
 O3D_UP = (0.0, 1.0, 0.0)
 O3D_ZOOM = 0.42
@@ -136,10 +141,10 @@ def framing_points(extent: float, offsets=((0.0, 0.0, 0.0),)):
     return make_point_cloud(pts, BACKGROUND, shade=False)
 
 
-def configure_view(vis) -> None:
+def configure_view(vis, num_points: int = 2048) -> None:
     """Apply the shared render options and camera to an open3d ``Visualizer``."""
     opt = vis.get_render_option()
-    opt.point_size = O3D_POINT_SIZE
+    opt.point_size = point_size_for(num_points)
     opt.background_color = np.asarray(BACKGROUND)
     opt.light_on = False  # flat colours: points read the same from every side
     ctr = vis.get_view_control()
@@ -187,7 +192,7 @@ class HeadlessRenderer:
         self.vis.add_geometry(framing_points(extent, offsets), reset_bounding_box=True)
         for pts, color, off in zip(clouds, colors, offsets):
             self.vis.add_geometry(make_point_cloud(np.asarray(pts) + np.asarray(off), color), reset_bounding_box=False)
-        configure_view(self.vis)
+        configure_view(self.vis, max(len(c) for c in clouds))
         self.vis.poll_events()
         self.vis.update_renderer()
         img = np.asarray(self.vis.capture_screen_float_buffer(do_render=True))

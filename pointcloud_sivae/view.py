@@ -99,7 +99,7 @@ class Player:
         self.clouds = [make_point_cloud(c + np.asarray(off), col) for c, col, off in seq.frames[0]]
         for pc in self.clouds:
             self.vis.add_geometry(pc, reset_bounding_box=False)
-        configure_view(self.vis)
+        configure_view(self.vis, max(len(c) for c, _, _ in seq.frames[0]))
         for key, fn in ((KEY_SPACE, self._toggle), (KEY_RIGHT, self._next), (ord("N"), self._next),
                         (KEY_LEFT, self._prev), (ord("P"), self._prev), (KEY_HOME, self._first),
                         (ord("Q"), self._quit)):
