@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from pointcloud_sivae.normalization import NORMALIZATIONS
 from shapenet_prep.errors import MalformedShapeError
-from shapenet_prep.prepare import FORMATS, PrepareOptions, prepare_category
+from shapenet_prep.prepare import FORMATS, SAMPLING_METHODS, PrepareOptions, prepare_category
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,9 +17,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m shapenet_prep",
         description="Prepare a ShapeNet category: fixed-size clouds, seeded split, normalisation, manifest.",
     )
-    p.add_argument("--format", choices=sorted(FORMATS), default="shapenetpart", help="source release format")
-    p.add_argument("--source", type=Path, required=True, help="release root holding one folder per synset")
-    p.add_argument("--category", required=True, help="category name or synset id, e.g. airplane or 02691156")
+    p.add_argument("--format", choices=sorted(FORMATS), default="shapenetpart",
+                   help="mesh: ShapeNetCore v1/v2 meshes; shapenetpart: .txt; pc15k: PointFlow .npy; "
+                        "l3dp: latent_3d_points .ply; onet: Occupancy Networks pointcloud.npz; hdf5: data/label .h5")
+    p.add_argument("--source", type=Path, required=True,
+                   help="release root holding one folder per synset (hdf5: a .h5 file or a folder of them)")
+    p.add_argument("--category", required=True, nargs="+",
+                   help="category names or synset ids, e.g. airplane 03001627")
     p.add_argument("--out", type=Path, default=Path("data/shapenet"), help="prepared data root")
     p.add_argument("--num-points", type=int, default=2048, help="points per cloud (uniform random subset)")
     p.add_argument("--normalization", choices=NORMALIZATIONS, default="none")
@@ -26,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", type=float, nargs=3, default=(0.7, 0.15, 0.15), metavar=("TRAIN", "VAL", "TEST"))
     p.add_argument("--on-error", choices=("skip", "fail"), default="skip",
                    help="malformed source file: report and skip it, or stop with nothing written")
+    p.add_argument("--sampling", choices=SAMPLING_METHODS, default="uniform",
+                   help="meshes: area-weighted uniform surface samples, or Poisson-disk")
+    p.add_argument("--normals", action="store_true", help="also store per-point normals (mesh, onet)")
+    p.add_argument("--h5-label", type=int, help="hdf5: keep only shapes with this label")
+    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)), help="parallel worker processes")
+    p.add_argument("--retry-failed", action="store_true", help="retry shapes that failed in an earlier run")
     p.add_argument("--overwrite", action="store_true", help="replace an existing prepared category")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -33,14 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    opts = PrepareOptions(
-        source=args.source, category=args.category, out=args.out, format=args.format,
-        num_points=args.num_points, normalization=args.normalization, split_seed=args.split_seed,
-        split_fractions=tuple(args.split), on_error=args.on_error, overwrite=args.overwrite,
-        progress=not args.no_progress,
-    )
     try:
-        prepare_category(opts)
+        for category in args.category:
+            prepare_category(PrepareOptions(
+                source=args.source, category=category, out=args.out, format=args.format,
+                num_points=args.num_points, normalization=args.normalization, split_seed=args.split_seed,
+                split_fractions=tuple(args.split), on_error=args.on_error, overwrite=args.overwrite,
+                sampling=args.sampling, normals=args.normals, h5_label=args.h5_label, workers=args.workers,
+                retry_failed=args.retry_failed, progress=not args.no_progress,
+            ))
     except (ValueError, FileNotFoundError, FileExistsError, MalformedShapeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,46 +1,54 @@
-"""Build a prepared dataset for one category: read, subsample, split, normalise, write.
+"""Build a prepared dataset for one category: read or sample, split, normalise, write.
 
-Points per cloud are chosen as a uniform random subset *without replacement* of the
-source points (a fresh generator per shape seeded by ``(split_seed, crc32(model_id))``,
-so a shape's points do not depend on which other shapes are present). Uniform
-subsampling keeps the surface density of the release; farthest-point sampling would
-not. Shapes with fewer source points than requested are malformed, never padded.
+Stages:
 
-The split is a seeded permutation of the sorted model ids, cut by fractions
-(train, val, test), so it is deterministic and recorded in the manifest.
+1. **List** the source shapes (``FORMATS``), with the release's official split when
+   it has one (PC15k folders, ONet ``.lst`` files, HDF5 file names).
+2. **Load** each shape into a fixed-size cloud, in parallel worker processes with a
+   progress bar. Each result is cached as ``<out>/.cache/<category>/<key>/<id>.npz``
+   (or ``<id>.err`` holding the reason it cannot be used), written atomically; the
+   key hashes the source and the sampling options. A killed run resumes where it
+   stopped; broken shapes are not retried unless ``retry_failed``.
+3. **Split** (official if every usable shape has one, else a seeded permutation of
+   the sorted ids cut by fractions), **normalise** (``pointcloud_sivae.normalization``,
+   the one implementation shared with training and evaluation) and **write**
+   ``{train,val,test}.npz``, ``manifest.json`` and ``skipped.txt`` into a temporary
+   folder renamed into place.
 
-Output is written to a temporary folder beside the target and renamed into place at
-the end: an interrupted or failed run leaves no half-written dataset.
+A rerun with the same options finds the finished dataset and does nothing.
+Point selection: meshes are sampled on the surface (``meshes.py``); point-cloud
+releases give a uniform random subset without replacement; both are seeded per
+shape by ``(split_seed, crc32(model_id))``.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import shutil
 import sys
 import tempfile
-import zlib
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from pointcloud_sivae.categories import canonical_category, synset_of
-from pointcloud_sivae.normalization import (
-    NORMALIZATIONS,
-    fit_global_stats,
-    normalization_params,
-    normalize,
-)
-from shapenet_prep import shapenetpart
+from pointcloud_sivae.normalization import NORMALIZATIONS, fit_global_stats, normalization_params, normalize
+from shapenet_prep import meshes, shapenetpart
+from shapenet_prep.common import Sampling, ShapeRef
+from shapenet_prep.common import subsample as subsample  # noqa: PLC0414 - re-exported for callers
 from shapenet_prep.errors import MalformedShapeError
+from shapenet_prep.pointclouds import HDF5, L3DP, PC15k, ONet
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 SPLITS = ("train", "val", "test")
-FORMATS = {"shapenetpart": shapenetpart}
+FORMATS = {"shapenetpart": shapenetpart, "mesh": meshes, "pc15k": PC15k, "l3dp": L3DP, "onet": ONet, "hdf5": HDF5}
+SAMPLING_METHODS = ("uniform", "poisson")
 
 
 @dataclass
@@ -55,10 +63,22 @@ class PrepareOptions:
     normalization: str = "none"
     split_seed: int = 0
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    on_error: str = "skip"  # "skip": report and skip a malformed shape; "fail": stop
+    on_error: str = "skip"  # "skip": report and skip a malformed shape; "fail": stop, nothing written
     overwrite: bool = False
+    sampling: str = "uniform"  # meshes only: "uniform" (area-weighted) or "poisson"
+    normals: bool = False  # also store per-point normals (meshes, onet)
+    h5_label: int | None = None  # hdf5 only: keep shapes with this label
+    workers: int = 1
+    retry_failed: bool = False
     progress: bool = True
     log: object = field(default=None, repr=False)  # text stream for reports; None = sys.stderr
+
+    def recorded(self) -> dict:
+        """The options that define the dataset (a rerun with equal ones is a no-op)."""
+        return {"format": self.format, "source": str(Path(self.source).resolve()), "num_points": self.num_points,
+                "normalization": self.normalization, "split_seed": self.split_seed,
+                "split_fractions": list(self.split_fractions), "sampling": self.sampling, "normals": self.normals,
+                "h5_label": self.h5_label}
 
 
 def _validate(opts: PrepareOptions) -> None:
@@ -68,26 +88,17 @@ def _validate(opts: PrepareOptions) -> None:
         raise ValueError(f"unknown --normalization {opts.normalization!r}; expected one of {NORMALIZATIONS}")
     if opts.on_error not in ("skip", "fail"):
         raise ValueError(f"--on-error must be 'skip' or 'fail', got {opts.on_error!r}")
+    if opts.sampling not in SAMPLING_METHODS:
+        raise ValueError(f"--sampling must be one of {SAMPLING_METHODS}, got {opts.sampling!r}")
     if opts.num_points < 1:
         raise ValueError(f"--num-points must be positive, got {opts.num_points}")
+    if opts.workers < 1:
+        raise ValueError(f"--workers must be positive, got {opts.workers}")
     fr = opts.split_fractions
     if len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1.0) > 1e-6:
         raise ValueError(f"--split needs three non-negative fractions summing to 1, got {fr}")
-
-
-def subsample(points: np.ndarray, num_points: int, seed: int, model_id: str) -> np.ndarray:
-    """Uniform random subset of ``num_points`` rows, without replacement.
-
-    Args:
-        points: (P, 3) float array with P >= num_points.
-        seed, model_id: seed the per-shape generator with ``(seed, crc32(model_id))``.
-
-    Returns:
-        (num_points, 3) float32 array.
-    """
-    rng = np.random.default_rng([seed, zlib.crc32(model_id.encode())])
-    idx = rng.choice(points.shape[0], size=num_points, replace=False)
-    return points[idx].astype(np.float32)
+    if opts.normals and opts.format not in ("mesh", "onet"):
+        raise ValueError(f"--normals is available for the mesh and onet formats, not {opts.format!r}")
 
 
 def split_ids(ids: list[str], fractions, seed: int) -> dict[str, list[str]]:
@@ -101,33 +112,107 @@ def split_ids(ids: list[str], fractions, seed: int) -> dict[str, list[str]]:
     return {name: sorted(ordered[i] for i in idx) for name, idx in cuts.items()}
 
 
-def _read_all(opts: PrepareOptions, shapes, reader):
-    clouds: dict[str, np.ndarray] = {}
-    skipped: list[dict] = []
-    for model_id, path in tqdm(shapes, desc="reading", unit="shape", disable=not opts.progress):
-        try:
-            pts = reader.read_points(path)
-            if pts.shape[0] < opts.num_points:
-                raise MalformedShapeError(
-                    path, f"only {pts.shape[0]} points, fewer than --num-points {opts.num_points}"
-                )
-        except MalformedShapeError as exc:
+# ----- stage 2: per-shape work, cached -------------------------------------------------------
+
+def _cache_dir(opts: PrepareOptions, category: str) -> Path:
+    rec = opts.recorded()
+    key = {k: rec[k] for k in ("format", "source", "num_points", "split_seed", "sampling", "normals", "h5_label")}
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    return Path(opts.out) / ".cache" / category / f"{opts.format}-{opts.num_points}-{digest}"
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _work(fmt: str, ref: ShapeRef, sampling: Sampling, cache: Path) -> tuple[str, str | None]:
+    """Load one shape into the cache; returns ``(model_id, reason or None)``. Runs in a worker."""
+    try:
+        points, normals = FORMATS[fmt].load(ref, sampling)
+    except MalformedShapeError as exc:
+        _atomic_write(cache / f"{ref.model_id}.err", lambda f: f.write(f"{exc.path}\t{exc.reason}".encode()))
+        return ref.model_id, f"{exc.path}: {exc.reason}"
+    arrays = {"points": points} if normals is None else {"points": points, "normals": normals}
+    _atomic_write(cache / f"{ref.model_id}.npz", lambda f: np.savez(f, **arrays))
+    return ref.model_id, None
+
+
+def _load_all(opts: PrepareOptions, category: str, refs: list[ShapeRef]):
+    cache = _cache_dir(opts, category)
+    cache.mkdir(parents=True, exist_ok=True)
+    sampling = Sampling(opts.num_points, opts.split_seed, opts.sampling, opts.normals)
+    if opts.retry_failed:
+        for err in cache.glob("*.err"):
+            err.unlink()
+    todo = [r for r in refs if not (cache / f"{r.model_id}.npz").exists() and not (cache / f"{r.model_id}.err").exists()]
+    bar = tqdm(total=len(refs), initial=len(refs) - len(todo), desc=f"{category}", unit="shape",
+               disable=not opts.progress)
+
+    def check(reason):
+        bar.update(1)
+        if reason and opts.on_error == "fail":
+            raise MalformedShapeError(*reason.split(": ", 1)) if ": " in reason else MalformedShapeError(reason, "")
+
+    try:
+        if opts.workers == 1 or len(todo) < 2:
+            for r in todo:
+                check(_work(opts.format, r, sampling, cache)[1])
+        else:
+            with ProcessPoolExecutor(max_workers=opts.workers) as pool:
+                futures = [pool.submit(_work, opts.format, r, sampling, cache) for r in todo]
+                try:
+                    for fut in as_completed(futures):
+                        check(fut.result()[1])
+                except BaseException:
+                    for fut in futures:
+                        fut.cancel()
+                    raise
+    except MalformedShapeError as exc:
+        raise MalformedShapeError(exc.path, exc.reason + " (run with --on-error skip to skip it)") from None
+    finally:
+        bar.close()
+
+    clouds, normals, skipped = {}, {}, []
+    for r in refs:
+        err = cache / f"{r.model_id}.err"
+        if err.exists():
+            path, reason = err.read_text().split("\t", 1)
             if opts.on_error == "fail":
-                raise MalformedShapeError(exc.path, exc.reason + " (run with --on-error skip to skip it)") from None
-            skipped.append({"file": exc.path, "reason": exc.reason})
-            print(f"skipped {exc.path}: {exc.reason}", file=opts.log)
+                raise MalformedShapeError(path, reason + " (run with --on-error skip to skip it)")
+            skipped.append({"id": r.model_id, "file": path, "reason": reason})
             continue
-        clouds[model_id] = subsample(pts, opts.num_points, opts.split_seed, model_id)
-    return clouds, skipped
+        with np.load(cache / f"{r.model_id}.npz") as z:
+            clouds[r.model_id] = z["points"]
+            if "normals" in z.files:
+                normals[r.model_id] = z["normals"]
+    return clouds, normals, skipped
 
 
-def _write_atomically(target: Path, arrays: dict[str, dict], manifest: dict, overwrite: bool) -> None:
+# ----- stage 3: split, normalise, write ------------------------------------------------------
+
+def _splits(refs: list[ShapeRef], usable: list[str], opts: PrepareOptions) -> tuple[dict, str]:
+    official = {r.model_id: r.split for r in refs if r.model_id in usable}
+    if usable and all(official.values()):
+        return {s: sorted(i for i, sp in official.items() if sp == s) for s in SPLITS}, "official (from the release)"
+    return split_ids(usable, opts.split_fractions, opts.split_seed), "seeded"
+
+
+def _write_atomically(target: Path, arrays: dict[str, dict], manifest: dict, report: str, overwrite: bool) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         for split, data in arrays.items():
             np.savez(tmp / f"{split}.npz", **data)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        (tmp / "skipped.txt").write_text(report)
         if target.exists():
             if not overwrite:
                 raise FileExistsError(f"{target} already exists; pass --overwrite to replace it")
@@ -148,45 +233,48 @@ def prepare_category(opts: PrepareOptions) -> dict:
     Raises:
         ValueError: bad options or unknown category (the message lists valid ones).
         FileNotFoundError: the source folder for the category is missing.
-        FileExistsError: the output exists and ``overwrite`` is false.
-        MalformedShapeError: a malformed shape with ``on_error="fail"``, or no
-            usable shape at all.
+        FileExistsError: the output exists with other options and ``overwrite`` is false.
+        MalformedShapeError: a malformed shape with ``on_error="fail"``, or no usable shape.
     """
     _validate(opts)
-    if opts.log is None:
-        opts.log = sys.stderr
+    log = opts.log or sys.stderr
     category = canonical_category(opts.category)
     synset = synset_of(category)
     target = Path(opts.out) / category
-    if target.exists() and not opts.overwrite:
-        raise FileExistsError(f"{target} already exists; pass --overwrite to replace it")
-    reader = FORMATS[opts.format]
-    shapes = reader.list_shapes(Path(opts.source), synset)
-    if not shapes:
+    if (target / "manifest.json").exists() and not opts.overwrite:
+        existing = json.loads((target / "manifest.json").read_text())
+        if existing.get("options") == opts.recorded():
+            print(f"{target} is already prepared with these options; nothing to do", file=log)
+            return existing
+        raise FileExistsError(f"{target} already exists with other options; pass --overwrite to replace it")
+    refs = FORMATS[opts.format].list_shapes(Path(opts.source), synset, h5_label=opts.h5_label)
+    if not refs:
         raise FileNotFoundError(f"no shapes found for {category} ({synset}) under {opts.source}")
 
-    clouds, skipped = _read_all(opts, shapes, reader)
+    clouds, normals, skipped = _load_all(opts, category, refs)
+    for s in skipped:
+        print(f"skipped {s['file']}: {s['reason']}", file=log)
     if not clouds:
-        raise MalformedShapeError(opts.source, f"none of the {len(shapes)} shapes could be used")
-    splits = split_ids(list(clouds), opts.split_fractions, opts.split_seed)
+        raise MalformedShapeError(opts.source, f"none of the {len(refs)} shapes could be used")
+    splits, split_source = _splits(refs, list(clouds), opts)
 
     raw = {s: np.stack([clouds[i] for i in ids]) if ids else np.zeros((0, opts.num_points, 3), np.float32)
            for s, ids in splits.items()}
     norm_block: dict = {"method": opts.normalization}
     stats = None
     if opts.normalization == "global":
+        if not len(raw["train"]):
+            raise ValueError("normalization 'global' needs a non-empty train split")
         stats = fit_global_stats(raw["train"])
         norm_block.update(global_mean=list(stats.mean), global_std=stats.std, fit_on="train")
     arrays = {}
     for s, pts in raw.items():
         shift, scale = normalization_params(pts, opts.normalization, stats) if len(pts) else (
             np.zeros((0, 3), np.float32), np.zeros(0, np.float32))
-        arrays[s] = {
-            "points": normalize(pts, shift, scale).astype(np.float32),
-            "ids": np.array(splits[s], dtype=str),
-            "shift": shift,
-            "scale": scale,
-        }
+        arrays[s] = {"points": normalize(pts, shift, scale).astype(np.float32),
+                     "ids": np.array(splits[s], dtype=str), "shift": shift, "scale": scale}
+        if normals:  # rotation-free normalisations leave normal directions unchanged
+            arrays[s]["normals"] = np.stack([normals[i] for i in splits[s]]) if splits[s] else np.zeros((0, opts.num_points, 3), np.float32)
 
     manifest = {
         "manifest_version": MANIFEST_VERSION,
@@ -195,22 +283,26 @@ def prepare_category(opts: PrepareOptions) -> dict:
         "source": str(Path(opts.source).resolve()),
         "format": opts.format,
         "num_points": opts.num_points,
-        "point_selection": "uniform random subset without replacement; "
-        "per-shape generator seeded by (split_seed, crc32(model_id))",
+        "point_selection": ("surface sampling: " + ("area-weighted uniform" if opts.sampling == "uniform"
+                            else "Poisson-disk") if opts.format == "mesh" else
+                            "uniform random subset without replacement") +
+                           "; per-shape generator seeded by (split_seed, crc32(model_id))",
+        "normals": bool(normals),
         "normalization": norm_block,
         "split_seed": opts.split_seed,
         "split_fractions": list(opts.split_fractions),
+        "split_source": split_source,
         "splits": splits,
-        "counts": {**{s: len(ids) for s, ids in splits.items()}, "found": len(shapes), "skipped": len(skipped)},
+        "counts": {**{s: len(ids) for s, ids in splits.items()}, "found": len(refs), "skipped": len(skipped)},
         "skipped": skipped,
+        "options": opts.recorded(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    _write_atomically(target, arrays, manifest, opts.overwrite)
+    report = "".join(f"{s['id']}\t{s['file']}\t{s['reason']}\n" for s in skipped)
+    _write_atomically(target, arrays, manifest, report, opts.overwrite)
     c = manifest["counts"]
-    print(
-        f"prepared {category} ({synset}) in {target}: train {c['train']}, val {c['val']}, test {c['test']}, "
-        f"{opts.num_points} points per cloud, normalization {opts.normalization}; "
-        f"{c['skipped']} of {c['found']} source files skipped",
-        file=opts.log,
-    )
+    print(f"prepared {category} ({synset}) in {target}: train {c['train']}, val {c['val']}, test {c['test']} "
+          f"({split_source} split), {opts.num_points} points per cloud, normalization {opts.normalization}; "
+          f"{c['skipped']} of {c['found']} source shapes skipped" + (f" (listed in {target / 'skipped.txt'})"
+                                                                     if skipped else ""), file=log)
     return manifest

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+from shapenet_prep.common import Sampling, ShapeRef, subsample
 from shapenet_prep.errors import MalformedShapeError
 
 NUM_COLUMNS = 7
 
 
-def list_shapes(source: Path, synset: str) -> list[tuple[str, Path]]:
-    """``(model_id, path)`` of every ``.txt`` shape of a synset, sorted by id.
+def list_shapes(source: Path, synset: str, **_) -> list[ShapeRef]:
+    """Every ``.txt`` shape of a synset, sorted by id (the release has no split files).
 
     Raises:
         FileNotFoundError: ``<source>/<synset>`` does not exist; the message lists
@@ -32,7 +33,7 @@ def list_shapes(source: Path, synset: str) -> list[tuple[str, Path]]:
             f"ShapeNetPart folder {folder} not found; --source must contain one folder per synset "
             f"(found: {present or 'nothing'})"
         )
-    return sorted((p.stem, p) for p in folder.glob("*.txt"))
+    return [ShapeRef(p.stem, p) for p in sorted(folder.glob("*.txt"))]
 
 
 def read_points(path: Path) -> np.ndarray:
@@ -64,3 +65,8 @@ def read_points(path: Path) -> np.ndarray:
         bad = int((~np.isfinite(xyz).all(axis=1)).sum())
         raise MalformedShapeError(path, f"{bad} point(s) with NaN or infinite coordinates")
     return xyz
+
+
+def load(ref: ShapeRef, s: Sampling):
+    """A uniform random subset of the shape's points (no normals: xyz only is kept)."""
+    return subsample(read_points(ref.path), s.num_points, s.seed, ref.model_id, ref.path)

@@ -121,20 +121,28 @@ def test_malformed_files_are_reported_and_skipped(broken_source, tmp_path, capsy
 
 def test_fail_mode_refuses_and_writes_nothing(broken_source, tmp_path):
     out = tmp_path / "out"
-    with pytest.raises(MalformedShapeError, match=r"columns\.txt: .*--on-error skip"):
+    with pytest.raises(MalformedShapeError, match=r"\.txt: .*--on-error skip"):
         prepare_category(PrepareOptions(source=broken_source, category="airplane", out=out,
                                         num_points=256, on_error="fail", progress=False))
-    assert not out.exists() or not any(out.iterdir())
+    assert not (out / "airplane").exists()  # no dataset, not even a partial one
+    assert not [p for p in out.iterdir() if p.name != ".cache"]  # only the per-shape cache
 
 
-def test_existing_output_needs_overwrite(broken_source, tmp_path):
+def test_rerun_is_a_no_op_and_other_options_need_overwrite(broken_source, tmp_path, capsys):
     opts = PrepareOptions(source=broken_source, category="airplane", out=tmp_path / "o", num_points=64, progress=False)
-    prepare_category(opts)
-    with pytest.raises(FileExistsError, match="--overwrite"):
+    first = prepare_category(opts)
+    stamp = (tmp_path / "o" / "airplane" / "train.npz").stat().st_mtime_ns
+    assert prepare_category(opts) == first
+    assert "nothing to do" in capsys.readouterr().err
+    assert (tmp_path / "o" / "airplane" / "train.npz").stat().st_mtime_ns == stamp
+    opts.num_points = 32
+    with pytest.raises(FileExistsError, match="other options; pass --overwrite"):
         prepare_category(opts)
     opts.overwrite = True
-    prepare_category(opts)
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["airplane"]  # no temp or backup left
+    assert prepare_category(opts)["num_points"] == 32
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [".cache", "airplane"]  # no temp or backup left
+    report = (tmp_path / "o" / "airplane" / "skipped.txt").read_text()
+    assert "empty.txt" in report and "NaN" in report
 
 
 def test_cli_reports_errors_clearly(tmp_path, capsys):

@@ -1,0 +1,72 @@
+"""Pieces shared by every format reader."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from shapenet_prep.errors import MalformedShapeError
+
+
+@dataclass(frozen=True)
+class ShapeRef:
+    """One source shape: its id, where it is, and its official split when the release has one."""
+
+    model_id: str
+    path: Path
+    split: str | None = None  # "train" / "val" / "test" from the release, else None
+    index: int | None = None  # row in a multi-shape file (HDF5)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How a shape becomes a fixed-size cloud."""
+
+    num_points: int = 2048
+    seed: int = 0
+    method: str = "uniform"  # meshes: "uniform" (area-weighted) or "poisson"
+    normals: bool = False
+
+
+def shape_rng(seed: int, model_id: str) -> np.random.Generator:
+    """A generator seeded by ``(seed, crc32(model_id))``: a shape's points do not depend on other shapes."""
+    return np.random.default_rng([seed, zlib.crc32(model_id.encode())])
+
+
+def subsample(points: np.ndarray, num_points: int, seed: int, model_id: str, path=None,
+              normals: np.ndarray | None = None):
+    """Uniform random subset of ``num_points`` rows, without replacement (normals alongside).
+
+    Raises:
+        MalformedShapeError: fewer points than requested, or non-finite coordinates.
+    """
+    points = np.asarray(points)
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise MalformedShapeError(path or model_id, f"expected an (N, 3) array of points, got shape {points.shape}")
+    if points.shape[0] < num_points:
+        raise MalformedShapeError(path or model_id,
+                                  f"only {points.shape[0]} points, fewer than --num-points {num_points}")
+    if not np.isfinite(points).all():
+        raise MalformedShapeError(path or model_id, "NaN or infinite coordinates")
+    idx = shape_rng(seed, model_id).choice(points.shape[0], size=num_points, replace=False)
+    return points[idx].astype(np.float32), None if normals is None else np.asarray(normals)[idx].astype(np.float32)
+
+
+def split_from_name(name: str) -> str | None:
+    """``train``/``val``/``test`` when a file or folder name says so (e.g. ``ply_data_test0.h5``)."""
+    low = name.lower()
+    for split, keys in (("train", ("train",)), ("val", ("val",)), ("test", ("test",))):
+        if any(k in low for k in keys):
+            return split
+    return None
+
+
+def require_dir(folder: Path, what: str) -> Path:
+    if not folder.is_dir():
+        parent = folder.parent
+        present = sorted(p.name for p in parent.iterdir())[:10] if parent.is_dir() else []
+        raise FileNotFoundError(f"{what} folder {folder} not found (found in {parent}: {present or 'nothing'})")
+    return folder

@@ -1,0 +1,116 @@
+"""Readers for the community's point-cloud releases.
+
+* ``pc15k``: PointFlow ShapeNetCore.v2.PC15k, ``<synset>/{train,val,test}/<id>.npy``
+  (15000 x 3); its official split is kept.
+* ``l3dp``: latent_3d_points ``shape_net_core_uniform_samples_2048/<synset>/<id>.ply``.
+* ``onet``: Occupancy Networks ``<synset>/<id>/pointcloud.npz`` (``points``, ``normals``,
+  float16); ``<synset>/{train,val,test}.lst`` are honoured when present.
+* ``hdf5``: ``.h5`` bundles holding ``data`` (M, P, 3+) and ``label`` (M,) arrays (a file,
+  or every ``.h5`` in a folder); the split comes from the file name when it says one;
+  ``--h5-label`` keeps one label value.
+
+Each ``load`` returns a uniform random subset (without replacement) of the release's
+points, seeded per shape.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from shapenet_prep.common import Sampling, ShapeRef, require_dir, split_from_name, subsample
+from shapenet_prep.errors import MalformedShapeError
+
+
+class PC15k:
+    @staticmethod
+    def list_shapes(source: Path, synset: str, **_) -> list[ShapeRef]:
+        folder = require_dir(Path(source) / synset, f"PC15k synset {synset}")
+        return sorted((ShapeRef(p.stem, p, split) for split in ("train", "val", "test")
+                       for p in (folder / split).glob("*.npy")), key=lambda r: r.model_id)
+
+    @staticmethod
+    def load(ref: ShapeRef, s: Sampling):
+        try:
+            pts = np.load(ref.path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise MalformedShapeError(ref.path, f"unreadable .npy ({exc})") from None
+        return subsample(pts, s.num_points, s.seed, ref.model_id, ref.path)
+
+
+class L3DP:
+    @staticmethod
+    def list_shapes(source: Path, synset: str, **_) -> list[ShapeRef]:
+        folder = require_dir(Path(source) / synset, f"latent_3d_points synset {synset}")
+        return [ShapeRef(p.stem, p) for p in sorted(folder.glob("*.ply"))]
+
+    @staticmethod
+    def load(ref: ShapeRef, s: Sampling):
+        import trimesh
+
+        try:
+            pts = np.asarray(trimesh.load(str(ref.path), process=False).vertices)
+        except Exception as exc:  # noqa: BLE001 - reported with the file name
+            raise MalformedShapeError(ref.path, f"unreadable PLY ({type(exc).__name__}: {exc})") from None
+        return subsample(pts, s.num_points, s.seed, ref.model_id, ref.path)
+
+
+class ONet:
+    @staticmethod
+    def list_shapes(source: Path, synset: str, **_) -> list[ShapeRef]:
+        folder = require_dir(Path(source) / synset, f"Occupancy Networks synset {synset}")
+        official = {}
+        for split in ("train", "val", "test"):
+            lst = folder / f"{split}.lst"
+            if lst.is_file():
+                official.update({line.strip(): split for line in lst.read_text().split() if line.strip()})
+        return [ShapeRef(d.name, d / "pointcloud.npz", official.get(d.name))
+                for d in sorted(p for p in folder.iterdir() if p.is_dir())]
+
+    @staticmethod
+    def load(ref: ShapeRef, s: Sampling):
+        try:
+            with np.load(ref.path, allow_pickle=False) as z:
+                pts = z["points"].astype(np.float32)
+                normals = z["normals"].astype(np.float32) if s.normals and "normals" in z.files else None
+        except (OSError, ValueError, KeyError) as exc:
+            raise MalformedShapeError(ref.path, f"unreadable pointcloud.npz ({type(exc).__name__}: {exc})") from None
+        if s.normals and normals is None:
+            raise MalformedShapeError(ref.path, "no 'normals' array but --normals was asked for")
+        return subsample(pts, s.num_points, s.seed, ref.model_id, ref.path, normals)
+
+
+class HDF5:
+    @staticmethod
+    def list_shapes(source: Path, synset: str, h5_label: int | None = None, **_) -> list[ShapeRef]:
+        import h5py
+
+        source = Path(source)
+        files = [source] if source.is_file() else sorted(source.glob("*.h5")) + sorted(source.glob("*.hdf5"))
+        if not files:
+            raise FileNotFoundError(f"no .h5 files at {source}")
+        refs = []
+        for f in files:
+            try:
+                with h5py.File(f, "r") as h:
+                    if "data" not in h:
+                        raise MalformedShapeError(f, f"no 'data' array (found {list(h.keys())})")
+                    labels = np.asarray(h["label"]).reshape(-1) if "label" in h else None
+                    count = h["data"].shape[0]
+            except OSError as exc:
+                raise MalformedShapeError(f, f"unreadable HDF5 ({exc})") from None
+            for i in range(count):
+                if h5_label is None or (labels is not None and int(labels[i]) == h5_label):
+                    refs.append(ShapeRef(f"{f.stem}_{i:05d}", f, split_from_name(f.stem), i))
+        return refs
+
+    @staticmethod
+    def load(ref: ShapeRef, s: Sampling):
+        import h5py
+
+        with h5py.File(ref.path, "r") as h:
+            row = np.asarray(h["data"][ref.index])
+        if row.ndim != 2 or row.shape[1] < 3:
+            raise MalformedShapeError(ref.path, f"shape {ref.index}: expected (P, 3+) points, got {row.shape}")
+        return subsample(row[:, :3], s.num_points, s.seed, ref.model_id, ref.path)
