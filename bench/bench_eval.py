@@ -35,13 +35,13 @@ sys.path.insert(0, str(REPO))
 from eval.distances import emd_approx, emd_exact  # noqa: E402
 from eval.evaluate import GenerationEvaluator  # noqa: E402
 from pointcloud_sivae.train import select_device  # noqa: E402
-from shapenet_prep.prepare import subsample  # noqa: E402
-from shapenet_prep.shapenetpart import list_shapes, read_points  # noqa: E402
+from shapenet_prep import shapenetpart  # noqa: E402
+from shapenet_prep.common import Sampling  # noqa: E402
 
 
 def real_clouds(source: Path, count: int, num_points: int) -> np.ndarray:
-    shapes = [(i, read_points(p)) for i, p in list_shapes(source, "02691156")]
-    return np.stack([subsample(shapes[k % len(shapes)][1], num_points, k // len(shapes), shapes[k % len(shapes)][0])
+    refs = shapenetpart.list_shapes(source, "02691156")
+    return np.stack([shapenetpart.load(refs[k % len(refs)], Sampling(num_points, seed=k // len(refs)))[0]
                      for k in range(count)])
 
 

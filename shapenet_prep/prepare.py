@@ -41,7 +41,6 @@ from pointcloud_sivae.categories import canonical_category, synset_of
 from pointcloud_sivae.normalization import NORMALIZATIONS, fit_global_stats, normalization_params, normalize
 from shapenet_prep import meshes, shapenetpart
 from shapenet_prep.common import Sampling, ShapeRef
-from shapenet_prep.common import subsample as subsample  # noqa: PLC0414 - re-exported for callers
 from shapenet_prep.errors import MalformedShapeError
 from shapenet_prep.pointclouds import HDF5, L3DP, PC15k, ONet
 
