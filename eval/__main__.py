@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from eval.evaluate import DISPLAY, GenerationEvaluator, format_table, reconstruction_metrics, summarize
 from eval.protocols import PROTOCOLS
-from pointcloud_sivae.checkpoint import CheckpointError, load_model, resolve_checkpoint_path
+from pointcloud_sivae.checkpoint import CheckpointError
+from pointcloud_sivae.inference import Inference
 from pointcloud_sivae.data import load_split
 from pointcloud_sivae.train import _git_revision, select_device
 
@@ -82,29 +82,16 @@ def read_clouds(path: Path) -> np.ndarray:
     raise ValueError(f"{path}: expected a .npy or .npz file")
 
 
-@torch.no_grad()
-def _decode_prior(model, n: int, seed: int, device) -> np.ndarray:
-    g = torch.Generator(device=device).manual_seed(seed)
-    z = model.sample_prior(n, generator=g)
-    return torch.cat([model.decode(c) for c in z.split(256)]).cpu().numpy()
-
-
-@torch.no_grad()
-def _reconstruct(model, points: torch.Tensor, device) -> np.ndarray:
-    return torch.cat([model.decode(model.encode(c.to(device))[0]) for c in points.split(256)]).cpu().numpy()
-
-
 def _checkpoint_context(args):
-    device = select_device(args.device)
-    path = resolve_checkpoint_path(args.checkpoint)
-    model, state = load_model(path, device)
-    root = args.data_root or state["config"]["data"]["data_root"]
-    split = load_split(root, state["config"]["data"]["category"], args.split)
-    if split.points.shape[1] != model.config.num_points:
-        raise ValueError(f"mismatched point counts: the model outputs {model.config.num_points} points, "
-                         f"the {args.split} split under {root} has {split.points.shape[1]}")
+    """The model of a checkpoint (``Inference``), the split to score and the run folder."""
+    inf = Inference(args.checkpoint, args.device, args.data_root)
+    split = load_split(inf.data_root, inf.config["data"]["category"], args.split)
+    if split.points.shape[1] != inf.num_points:
+        raise ValueError(f"mismatched point counts: the model outputs {inf.num_points} points, "
+                         f"the {args.split} split under {inf.data_root} has {split.points.shape[1]}")
+    path = inf.checkpoint
     run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    return device, path, model, state, split, run_dir
+    return inf, split, run_dir
 
 
 def _write(result: dict, out: Path) -> None:
@@ -124,24 +111,24 @@ def _header(args, t0: float) -> dict:
 
 def run_generation(args) -> dict:
     t0 = time.perf_counter()
-    device, path, model, state, split, run_dir = _checkpoint_context(args)
+    inf, split, run_dir = _checkpoint_context(args)
     ref = split.points.numpy()
     n_s = args.num_samples or len(ref)
     ev = GenerationEvaluator(ref, split.manifest["normalization"], protocol=args.protocol, emd=args.emd,
-                             chamfer_backend=args.chamfer_backend, device=device, progress=not args.no_progress)
+                             chamfer_backend=args.chamfer_backend, device=inf.device, progress=not args.no_progress)
     per_seed = []
     for seed in args.seeds:
-        metrics = ev(_decode_prior(model, n_s, seed, device))
+        metrics = ev(inf.decode(inf.prior(n_s, seed)))
         per_seed.append(metrics)
         print(f"seed {seed}: " + ", ".join(f"{k} {v:.5g}" for k, v in metrics.items()), file=sys.stderr)
     summary = summarize(per_seed)
-    print(format_table(summary, f"generation: {state['config']['data']['category']} {args.split}, "
+    print(format_table(summary, f"generation: {inf.config['data']['category']} {args.split}, "
                                 f"protocol {args.protocol}, |S|={n_s}, |R|={len(ref)}, seeds {args.seeds}"))
-    result = {**_header(args, t0), "kind": "generation", "checkpoint": str(path), "epoch": state["epoch"],
-              "category": state["config"]["data"]["category"], "split": args.split,
+    result = {**_header(args, t0), "kind": "generation", "checkpoint": str(inf.checkpoint),
+              "epoch": inf.state["epoch"], "category": inf.config["data"]["category"], "split": args.split,
               "data_normalization": split.manifest["normalization"], "num_samples": n_s,
               "num_reference": len(ref), "num_points": int(ref.shape[1]), "seeds": args.seeds,
-              "prior_std": model.config.prior_std, "distance_implementations": ev.distance_implementations(),
+              "prior_std": inf.model.config.prior_std, "distance_implementations": ev.distance_implementations(),
               "metrics": summary, "per_seed": per_seed, "timings": ev.timings}
     result["run_time_s"] = round(time.perf_counter() - t0, 3)
     _write(result, args.out or run_dir / "eval" / f"generation_{args.split}_{args.protocol}.json")
@@ -150,14 +137,15 @@ def run_generation(args) -> dict:
 
 def run_reconstruction(args) -> dict:
     t0 = time.perf_counter()
-    device, path, model, state, split, run_dir = _checkpoint_context(args)
-    rec = _reconstruct(model, split.points, device)
+    inf, split, run_dir = _checkpoint_context(args)
+    rec = inf.decode(inf.encode(split.points.numpy()))
     res = reconstruction_metrics(split.points.numpy(), rec, split.manifest["normalization"], protocol=args.protocol,
-                                 emd=args.emd, chamfer_backend=args.chamfer_backend, device=device)
+                                 emd=args.emd, chamfer_backend=args.chamfer_backend, device=inf.device)
     print(format_table({k: res[k] for k in ("CD", "EMD") if k in res},
                        f"reconstruction: {args.split}, protocol {args.protocol}, {len(rec)} shapes "
                        "(posterior means), mean ± std over shapes"))
-    result = {**_header(args, t0), "kind": "reconstruction", "checkpoint": str(path), "epoch": state["epoch"],
+    result = {**_header(args, t0), "kind": "reconstruction", "checkpoint": str(inf.checkpoint),
+              "epoch": inf.state["epoch"],
               "split": args.split, "data_normalization": split.manifest["normalization"],
               "num_shapes": len(rec), "num_points": int(rec.shape[1]), "ids": split.ids,
               "reconstruction": "decoder(posterior mean)", **res}

@@ -20,7 +20,7 @@ def test_generation_command_writes_protocol_and_numbers(trained_run, tmp_path, c
     assert r["data_normalization"] == {"method": "none"}
     assert "approxmatch" in r["distance_implementations"]["emd"]
     assert "numba" in r["distance_implementations"]["chamfer"]
-    for k, v in r["metrics"].items():
+    for v in r["metrics"].values():
         assert set(v) == {"mean", "std"} and np.isfinite(v["mean"])
     assert 0.5 <= r["metrics"]["1-NNA-CD"]["mean"] <= 1.0 and 0 < r["metrics"]["COV-CD"]["mean"] <= 1.0
     assert len(r["per_seed"]) == 2 and r["run_time_s"] > 0 and "CD_matrices_s" in r["timings"]
