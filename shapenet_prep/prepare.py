@@ -31,7 +31,7 @@ import shutil
 import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -137,7 +137,8 @@ def _work(fmt: str, ref: ShapeRef, sampling: Sampling, cache: Path) -> tuple[str
     try:
         points, normals = FORMATS[fmt].load(ref, sampling)
     except MalformedShapeError as exc:
-        _atomic_write(cache / f"{ref.model_id}.err", lambda f: f.write(f"{exc.path}\t{exc.reason}".encode()))
+        record = f"{exc.path}\t{exc.reason}".encode()
+        _atomic_write(cache / f"{ref.model_id}.err", lambda f: f.write(record))
         return ref.model_id, f"{exc.path}: {exc.reason}"
     arrays = {"points": points} if normals is None else {"points": points, "normals": normals}
     _atomic_write(cache / f"{ref.model_id}.npz", lambda f: np.savez(f, **arrays))
