@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pointcloud_sivae.normalization import evaluation_frame_params, normalization_params, normalize
+from pointcloud_sivae.normalization import normalization_params, normalize, to_evaluation_frame
 
 PROTOCOLS = ("pointflow", "norm_box", "none")
 
@@ -47,12 +47,10 @@ def apply_protocol(clouds: np.ndarray, protocol: str, normalization: dict) -> np
                 f"prepared with per-shape normalization {normalization['method']!r}; use --protocol norm_box "
                 "or none, or prepare the data with --normalization global or none"
             )
-        shift, scale = evaluation_frame_params(normalization)
-        return (clouds * scale + np.asarray(shift, np.float32)).astype(np.float32)
+        return to_evaluation_frame(clouds, normalization)
     raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
 
 
 def jsd_frame(clouds: np.ndarray, normalization: dict) -> np.ndarray:
     """Clouds in the frame of the JSD grid (shapes within the unit cube), whatever the protocol."""
-    shift, scale = evaluation_frame_params(normalization)
-    return (np.asarray(clouds, np.float32) * scale + np.asarray(shift, np.float32)).astype(np.float32)
+    return to_evaluation_frame(clouds, normalization)

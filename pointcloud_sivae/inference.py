@@ -15,7 +15,12 @@ import torch
 
 from pointcloud_sivae.checkpoint import load_model, resolve_checkpoint_path
 from pointcloud_sivae.data import load_split
-from pointcloud_sivae.normalization import evaluation_frame_params, normalization_params, normalize
+from pointcloud_sivae.normalization import (
+    evaluation_frame_params,
+    normalization_params,
+    normalize,
+    to_evaluation_frame,
+)
 from pointcloud_sivae.ply import read_points, write_ply
 from pointcloud_sivae.train import select_device
 
@@ -47,7 +52,7 @@ class Inference:
 
     # frames
     def to_output_frame(self, points: np.ndarray) -> np.ndarray:
-        return np.asarray(points, np.float32) * self._scale + self._shift
+        return to_evaluation_frame(points, self.normalization)
 
     def to_model_frame(self, points: np.ndarray) -> np.ndarray:
         """Source-frame clouds (M, N, 3), e.g. read from files, into the frame the model was trained in."""

@@ -127,3 +127,9 @@ def evaluation_frame_params(manifest_normalization: dict) -> tuple[list[float], 
     if method in ("unit_sphere", "bbox"):
         return [0.0, 0.0, 0.0], 0.5
     raise ValueError(f"unknown normalization {method!r}; expected one of {NORMALIZATIONS}")
+
+
+def to_evaluation_frame(points, manifest_normalization: dict) -> np.ndarray:
+    """Normalised clouds (..., N, 3) in the evaluation frame (see :func:`evaluation_frame_params`); float32."""
+    shift, scale = evaluation_frame_params(manifest_normalization)
+    return (np.asarray(points, np.float32) * np.float32(scale) + np.asarray(shift, np.float32)).astype(np.float32)
