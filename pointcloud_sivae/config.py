@@ -23,10 +23,14 @@ from pointcloud_sivae.model import ModelConfig
 
 @dataclass
 class LossConfig:
+    method: str = "soft-intro"  # soft-intro | vae | intro (Huang et al. 2018); see pointcloud_sivae.losses
     beta_rec: float = 20.0  # weight of the reconstruction (Chamfer) term
     beta_kl: float = 1.0  # weight of the KL of real data
     beta_neg: float = 256.0  # weight of the KL of reconstructed/generated data in the exp terms
     gamma_r: float = 1e-8  # weight of the decoder's rec-of-rec / rec-of-fake terms
+    intro_margin: float = 110.0  # IntroVAE hinge margin m, in nats (KL summed over latent dims)
+    intro_alpha: float = 0.25  # IntroVAE weight of the adversarial KL terms
+    intro_beta: float = 20.0  # IntroVAE weight of the reconstruction term (KL(x) has weight 1)
     chamfer_backend: str = "auto"  # auto | torch | keops | pytorch3d (nearest-neighbour search)
 
 
@@ -63,6 +67,8 @@ class TrainConfig:
     num_vis: int = 4  # clouds per row in logged images
     progress: bool = True  # tqdm progress bar
 
+
+METHODS = ("soft-intro", "vae", "intro")
 
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
@@ -145,6 +151,8 @@ def set_field(cfg: RunConfig, section: str, key: str, value, *, where: str = "co
     if key not in types:
         raise ValueError(f"{where}: unknown key {key!r} in [{section}]; valid keys: {sorted(types)}")
     value = _coerce(value, types[key], f"{section}.{key}", where)
+    if (section, key) == ("loss", "method") and value not in METHODS:
+        raise ValueError(f"{where}: unknown method {value!r}; choose one of {', '.join(METHODS)}")
     if (section, key) == ("data", "category"):
         value = canonical_category(value)  # "plane" and "02691156" both mean "airplane"
     setattr(getattr(cfg, section), key, value)

@@ -124,3 +124,56 @@ def soft_intro_decoder_loss(
         + beta_kl * 0.5 * (kl_rec.mean() + kl_fake.mean())
         + gamma_r * beta_rec * 0.5 * (rec_rec.mean() + rec_fake.mean())
     )
+
+
+def intro_encoder_loss(
+    rec_real: torch.Tensor,
+    kl_real: torch.Tensor,
+    kl_rec: torch.Tensor,
+    kl_fake: torch.Tensor,
+    *,
+    margin: float,
+    alpha: float,
+    beta: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """IntroVAE encoder objective (hinge on the KL of generated data).
+
+    ``L_E = KL(x) + alpha ([m - KL(x_r)]^+ + [m - KL(x_f)]^+) + beta L_r(x)``, batch means,
+    where ``KL(x_r)``, ``KL(x_f)`` are KLs of the re-encoded (detached) reconstructions
+    and prior samples. The encoder pushes the KL of generated data up to the margin
+    ``m`` (nats) and no further.
+
+    Args:
+        rec_real, kl_real: (B,) reconstruction loss and KL of the real batch.
+        kl_rec, kl_fake: (B,) KL of the re-encoded reconstructions and prior samples.
+        margin: ``m`` in nats; alpha: weight of the adversarial terms; beta: weight of ``L_r``.
+
+    Returns:
+        The scalar loss and its terms (``hinge_rec``, ``hinge_fake``: batch means of the hinges).
+
+    Source: Huang et al., "IntroVAE", NeurIPS 2018, eq. (11) and Algorithm 1.
+    """
+    hinge_rec = torch.relu(margin - kl_rec).mean()
+    hinge_fake = torch.relu(margin - kl_fake).mean()
+    loss = kl_real.mean() + alpha * (hinge_rec + hinge_fake) + beta * rec_real.mean()
+    return loss, {"hinge_rec": hinge_rec, "hinge_fake": hinge_fake}
+
+
+def intro_decoder_loss(
+    rec_real: torch.Tensor, kl_rec: torch.Tensor, kl_fake: torch.Tensor, *, alpha: float, beta: float
+) -> torch.Tensor:
+    """IntroVAE decoder (generator) objective.
+
+    ``L_D = alpha (KL(x_r) + KL(x_f)) + beta L_r(x)``, batch means; ``KL(x_r)``, ``KL(x_f)``
+    carry gradients into the decoder through the frozen encoder.
+
+    Args:
+        rec_real: (B,) reconstruction loss of the real batch.
+        kl_rec, kl_fake: (B,) KL of the re-encoded reconstructions and prior samples.
+
+    Returns:
+        Scalar loss tensor.
+
+    Source: Huang et al., "IntroVAE", NeurIPS 2018, eq. (12) and Algorithm 1.
+    """
+    return alpha * (kl_rec.mean() + kl_fake.mean()) + beta * rec_real.mean()

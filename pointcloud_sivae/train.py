@@ -23,6 +23,14 @@ squared L2, with ``s = 1 / (3 N)``, as in the reference. Validation reports the
 *mean* convention (PointFlow), in the evaluation frame.
 
 The first ``warmup_epochs`` epochs (exactly that many) train a plain VAE.
+
+Baselines (``--method``), same model, data, logging and checkpoints:
+
+* ``vae``: one joint step on ``s (b_rec L_r(x) + b_kl KL(x))``.
+* ``intro`` (IntroVAE, Huang et al., NeurIPS 2018): the same encoder-then-decoder
+  structure, freezing and detaching as above, with the hinge objectives of
+  :func:`~pointcloud_sivae.losses.intro_encoder_loss` (margin ``intro_margin``
+  nats, weights ``intro_alpha``, ``intro_beta``); no re-decodings are needed.
 """
 
 from __future__ import annotations
@@ -64,6 +72,8 @@ from pointcloud_sivae.data import load_split
 from pointcloud_sivae.latent import interpolate
 from pointcloud_sivae.losses import (
     gaussian_kl,
+    intro_decoder_loss,
+    intro_encoder_loss,
     soft_intro_decoder_loss,
     soft_intro_encoder_loss,
     vae_loss,
@@ -73,7 +83,6 @@ from pointcloud_sivae.normalization import evaluation_frame_params
 from pointcloud_sivae.render import point_colors, render_grid
 from pointcloud_sivae.tb import make_writer
 
-STEP_TERMS = ("rec", "kl_real", "kl_rec", "kl_fake", "kl_gap", "expelbo_rec", "expelbo_fake", "loss_e", "loss_d")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -316,7 +325,9 @@ class Trainer:
         self.opt_d.step()
         return {"rec": rec_real.mean(), "kl_real": kl_real.mean(), "loss_e": loss, "loss_d": loss}
 
-    def _encoder_step(self, x: torch.Tensor, z_prior: torch.Tensor):
+    def _encoder_step(self, x: torch.Tensor, z_prior: torch.Tensor, method: str):
+        """Encoder update of ``soft-intro`` or ``intro``; returns the detached latents of ``x``
+        (reused by the decoder step) and the logged terms."""
         m, L = self.model, self.cfg.loss
         _set_requires_grad(m.decoder, False)
         try:
@@ -330,27 +341,33 @@ class Trainer:
             with frozen_batchnorm_stats(m.encoder):
                 mu_r, lv_r = m.encode(rec_d)
                 mu_f, lv_f = m.encode(fake)
-            rec_rec = self._chamfer(rec_d, m.decode(m.reparameterize(mu_r, lv_r)))
-            rec_fake = self._chamfer(fake, m.decode(m.reparameterize(mu_f, lv_f)))
             kl_rec, kl_fake = self._kl(mu_r, lv_r), self._kl(mu_f, lv_f)
-            loss, parts = soft_intro_encoder_loss(
-                rec_real, kl_real, rec_rec, kl_rec, rec_fake, kl_fake,
-                scale=self.scale, beta_rec=L.beta_rec, beta_kl=L.beta_kl, beta_neg=L.beta_neg,
-            )
-            self._check_finite("encoder", loss, {"rec": rec_real, "kl_real": kl_real, "kl_rec": kl_rec,
-                                                 "kl_fake": kl_fake, "rec_rec": rec_rec, "rec_fake": rec_fake})
+            checked = {"rec": rec_real, "kl_real": kl_real, "kl_rec": kl_rec, "kl_fake": kl_fake}
+            if method == "intro":
+                loss, parts = intro_encoder_loss(rec_real, kl_real, kl_rec, kl_fake, margin=L.intro_margin,
+                                                 alpha=L.intro_alpha, beta=L.intro_beta)
+            else:
+                rec_rec = self._chamfer(rec_d, m.decode(m.reparameterize(mu_r, lv_r)))
+                rec_fake = self._chamfer(fake, m.decode(m.reparameterize(mu_f, lv_f)))
+                checked.update(rec_rec=rec_rec, rec_fake=rec_fake)
+                loss, parts = soft_intro_encoder_loss(
+                    rec_real, kl_real, rec_rec, kl_rec, rec_fake, kl_fake,
+                    scale=self.scale, beta_rec=L.beta_rec, beta_kl=L.beta_kl, beta_neg=L.beta_neg,
+                )
+                parts.pop("real")
+            self._check_finite("encoder", loss, checked)
             self.opt_e.zero_grad(set_to_none=True)
             loss.backward()
             self.opt_e.step()
         finally:
             _set_requires_grad(m.decoder, True)
         terms = {"rec": rec_real.mean(), "kl_real": kl_real.mean(), "kl_rec": kl_rec.mean(),
-                 "kl_fake": kl_fake.mean(), "expelbo_rec": parts["expelbo_rec"],
-                 "expelbo_fake": parts["expelbo_fake"], "loss_e": loss}
+                 "kl_fake": kl_fake.mean(), **parts, "loss_e": loss}
         terms["kl_gap"] = terms["kl_fake"] - terms["kl_real"]
         return z.detach(), terms
 
-    def _decoder_step(self, x: torch.Tensor, z: torch.Tensor, z_prior: torch.Tensor) -> torch.Tensor:
+    def _decoder_step(self, x: torch.Tensor, z: torch.Tensor, z_prior: torch.Tensor, method: str) -> torch.Tensor:
+        """Decoder update of ``soft-intro`` or ``intro``; returns the loss."""
         m, L = self.model, self.cfg.loss
         _set_requires_grad(m.encoder, False)
         try:
@@ -360,15 +377,18 @@ class Trainer:
             with frozen_batchnorm_stats(m.encoder):
                 mu_r, lv_r = m.encode(rec)
                 mu_f, lv_f = m.encode(fake)
-            z_r = m.reparameterize(mu_r, lv_r).detach()
-            z_f = m.reparameterize(mu_f, lv_f).detach()
-            rec_rec = self._chamfer(rec.detach(), m.decode(z_r))
-            rec_fake = self._chamfer(fake.detach(), m.decode(z_f))
             kl_rec, kl_fake = self._kl(mu_r, lv_r), self._kl(mu_f, lv_f)
-            loss = soft_intro_decoder_loss(
-                rec_real, kl_rec, kl_fake, rec_rec, rec_fake,
-                scale=self.scale, beta_rec=L.beta_rec, beta_kl=L.beta_kl, gamma_r=L.gamma_r,
-            )
+            if method == "intro":
+                loss = intro_decoder_loss(rec_real, kl_rec, kl_fake, alpha=L.intro_alpha, beta=L.intro_beta)
+            else:
+                z_r = m.reparameterize(mu_r, lv_r).detach()
+                z_f = m.reparameterize(mu_f, lv_f).detach()
+                rec_rec = self._chamfer(rec.detach(), m.decode(z_r))
+                rec_fake = self._chamfer(fake.detach(), m.decode(z_f))
+                loss = soft_intro_decoder_loss(
+                    rec_real, kl_rec, kl_fake, rec_rec, rec_fake,
+                    scale=self.scale, beta_rec=L.beta_rec, beta_kl=L.beta_kl, gamma_r=L.gamma_r,
+                )
             self._check_finite("decoder", loss, {"rec": rec_real, "kl_rec": kl_rec, "kl_fake": kl_fake})
             self.opt_d.zero_grad(set_to_none=True)
             loss.backward()
@@ -381,14 +401,17 @@ class Trainer:
         """One optimisation step on a (B, N, 3) batch; returns the logged terms as floats.
 
         Args:
-            method: ``"soft-intro"`` (encoder step, then decoder step) or ``"vae"``.
+            method: ``"soft-intro"`` or ``"intro"`` (encoder step, then decoder step, sharing
+                the prior latents and the real batch's latents), or ``"vae"`` (one joint step).
         """
         if method == "vae":
             terms = self._vae_step(x)
-        else:
+        elif method in ("soft-intro", "intro"):
             z_prior = self.model.sample_prior(x.shape[0])
-            z, terms = self._encoder_step(x, z_prior)
-            terms["loss_d"] = self._decoder_step(x, z, z_prior)
+            z, terms = self._encoder_step(x, z_prior, method)
+            terms["loss_d"] = self._decoder_step(x, z, z_prior, method)
+        else:
+            raise ValueError(f"unknown method {method!r}; choose one of soft-intro, vae, intro")
         names = list(terms)
         values = torch.stack([terms[k].detach().float() for k in names]).tolist()  # one device sync
         return dict(zip(names, values))
@@ -403,8 +426,8 @@ class Trainer:
         return [b for b in perm.split(self.cfg.optim.batch_size) if len(b) >= 2]
 
     def method_for_epoch(self, epoch: int) -> str:
-        """``"vae"`` for epochs 1..warmup_epochs (1-based), ``"soft-intro"`` after."""
-        return "vae" if epoch <= self.cfg.optim.warmup_epochs else "soft-intro"
+        """``"vae"`` for epochs 1..warmup_epochs (1-based), the configured ``loss.method`` after."""
+        return "vae" if epoch <= self.cfg.optim.warmup_epochs else self.cfg.loss.method
 
     def _to_frame(self, points: torch.Tensor) -> torch.Tensor:
         return points * self.frame_scale + self.frame_shift

@@ -4,7 +4,14 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from pointcloud_sivae.losses import gaussian_kl, soft_intro_decoder_loss, soft_intro_encoder_loss, vae_loss
+from pointcloud_sivae.losses import (
+    gaussian_kl,
+    intro_decoder_loss,
+    intro_encoder_loss,
+    soft_intro_decoder_loss,
+    soft_intro_encoder_loss,
+    vae_loss,
+)
 
 
 @pytest.mark.parametrize("prior_std", [1.0, 0.2])
@@ -67,3 +74,22 @@ def test_encoder_objective_gradient_signs():
     loss, _ = soft_intro_encoder_loss(rec_real, KL_REAL, REC_REC, KL_REC, REC_FAKE, kl_fake, beta_neg=4.0, **W)
     loss.backward()
     assert torch.all(kl_fake.grad < 0) and torch.all(rec_real.grad > 0)
+
+
+def test_intro_objectives_by_hand():
+    rec_real, kl_real = torch.tensor([2.0, 4.0]), torch.tensor([10.0, 30.0])
+    kl_rec, kl_fake = torch.tensor([50.0, 120.0]), torch.tensor([90.0, 100.0])
+    loss, parts = intro_encoder_loss(rec_real, kl_real, kl_rec, kl_fake, margin=110.0, alpha=0.25, beta=2.0)
+    # hinges: rec [60, 0] -> 30; fake [20, 10] -> 15; L_E = 20 + 0.25 * 45 + 2 * 3
+    assert float(parts["hinge_rec"]) == 30.0 and float(parts["hinge_fake"]) == 15.0
+    assert float(loss) == pytest.approx(20.0 + 11.25 + 6.0)
+    # L_D = 0.25 * (85 + 95) + 2 * 3
+    assert float(intro_decoder_loss(rec_real, kl_rec, kl_fake, alpha=0.25, beta=2.0)) == pytest.approx(51.0)
+
+
+def test_intro_hinge_has_no_gradient_beyond_the_margin():
+    kl = torch.tensor([200.0, 50.0], requires_grad=True)
+    loss, _ = intro_encoder_loss(torch.zeros(2), torch.zeros(2), kl, torch.full((2,), 500.0),
+                                 margin=110.0, alpha=1.0, beta=1.0)
+    loss.backward()
+    assert kl.grad.tolist() == [0.0, -0.5]  # only the shape below the margin is pushed up

@@ -24,10 +24,11 @@ def _same(a, b):
     return {k for k in a if torch.equal(a[k], b[k])}
 
 
-def test_encoder_step_leaves_decoder_untouched(trainer):
+@pytest.mark.parametrize("method", ["soft-intro", "intro"])
+def test_encoder_step_leaves_decoder_untouched(trainer, method):
     x = trainer.train_points[:8]
     dec, enc = _params(trainer.model.decoder), _params(trainer.model.encoder)
-    trainer._encoder_step(x, trainer.model.sample_prior(8))
+    trainer._encoder_step(x, trainer.model.sample_prior(8), method)
     assert _same(dec, _params(trainer.model.decoder)) == set(dec)
     changed = set(enc) - _same(enc, _params(trainer.model.encoder))
     assert any(k.endswith("weight") for k in changed)
@@ -35,12 +36,13 @@ def test_encoder_step_leaves_decoder_untouched(trainer):
     assert all(p.requires_grad for p in trainer.model.parameters())
 
 
-def test_decoder_step_leaves_encoder_and_its_batchnorm_stats_untouched(trainer):
+@pytest.mark.parametrize("method", ["soft-intro", "intro"])
+def test_decoder_step_leaves_encoder_and_its_batchnorm_stats_untouched(trainer, method):
     x = trainer.train_points[:8]
     z_prior = trainer.model.sample_prior(8)
-    z, _ = trainer._encoder_step(x, z_prior)
+    z, _ = trainer._encoder_step(x, z_prior, method)
     dec, enc = _params(trainer.model.decoder), _params(trainer.model.encoder)
-    trainer._decoder_step(x, z, z_prior)
+    trainer._decoder_step(x, z, z_prior, method)
     assert _same(enc, _params(trainer.model.encoder)) == set(enc)
     assert not _same(dec, _params(trainer.model.decoder))
     assert all(p.requires_grad for p in trainer.model.parameters())
@@ -53,6 +55,37 @@ def test_train_step_terms_and_kl_gap(trainer):
     assert terms["kl_gap"] == pytest.approx(terms["kl_fake"] - terms["kl_real"])
     assert all(torch.isfinite(torch.tensor(v)) for v in terms.values())
     assert 0 <= terms["expelbo_rec"] <= 1 and terms["rec"] > 0  # exp(-2s(...)) may underflow at init
+
+
+def test_intro_and_vae_step_terms(trainer):
+    intro = trainer.train_step(trainer.train_points[:8], "intro")
+    assert set(intro) == {"rec", "kl_real", "kl_rec", "kl_fake", "kl_gap", "hinge_rec", "hinge_fake",
+                          "loss_e", "loss_d"}
+    margin = trainer.cfg.loss.intro_margin
+    for which in ("rec", "fake"):  # mean of the hinges >= the hinge of the mean KL (Jensen)
+        assert intro[f"hinge_{which}"] >= max(0.0, margin - intro[f"kl_{which}"]) - 1e-4
+    vae = trainer.train_step(trainer.train_points[:8], "vae")
+    assert set(vae) == {"rec", "kl_real", "loss_e", "loss_d"}
+    with pytest.raises(ValueError, match="unknown method 'gan'"):
+        trainer.train_step(trainer.train_points[:8], "gan")
+
+
+@pytest.mark.parametrize("method", ["vae", "intro"])
+def test_configured_method_trains_after_warmup(airplanes_256, tmp_path, method):
+    cfg = tiny_config(airplanes_256, tmp_path, method, epochs=2)
+    cfg.loss.method, cfg.optim.warmup_epochs = method, 1
+    t = Trainer.new_run(cfg)
+    assert [t.method_for_epoch(e) for e in (1, 2)] == ["vae", method]
+    t.fit()
+    records = [json.loads(ln) for ln in (t.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["method"] for r in records] == ["vae", method]
+    assert json.loads((t.run_dir / "config.json").read_text())["loss"]["method"] == method
+
+
+def test_unknown_method_is_a_clear_error(airplanes_256, tmp_path, capsys):
+    rc = main(["--data-root", str(airplanes_256), "--out-dir", str(tmp_path), "--method", "introvae"])
+    assert rc == 2
+    assert "unknown method 'introvae'; choose one of soft-intro, vae, intro" in capsys.readouterr().err
 
 
 def test_warmup_counts_exactly(airplanes_256, tmp_path):
