@@ -1,8 +1,10 @@
-"""``python -m eval {generation,reconstruction,sets}``: the field's metric table, with its protocol.
+"""``python -m eval {generation,reconstruction,sets,ood,compare}``: the field's metric tables.
 
     python -m eval generation --checkpoint runs/<run> --split test --seeds 0 1 2
     python -m eval reconstruction --checkpoint runs/<run> --split test
     python -m eval sets --sample gen.npy --reference ref.npy --protocol norm_box
+    python -m eval ood --checkpoint runs/<run> --ood-data data/onet256 --ood-category bench
+    python -m eval compare --data-root data/shapenet256 --epochs 150 --seeds 0 1 2 --out runs/compare
 
 Each prints a table and writes a JSON file (default under ``<run>/eval/``) that states
 the protocol, normalisation, |S|, |R|, points per cloud, seeds, distance
@@ -61,6 +63,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sample", type=Path, required=True, help=".npy (M, N, 3) or .npz with 'points'")
     s.add_argument("--reference", type=Path, required=True)
     _common(s)
+    o = sub.add_parser("ood", help="likelihood scores of a split and another prepared set; AUROC per score")
+    o.add_argument("--checkpoint", required=True)
+    o.add_argument("--in-split", default="test", choices=("train", "val", "test"),
+                   help="in-distribution split of the model's own data")
+    o.add_argument("--data-root", help="the model's prepared data root (default: the one it trained on)")
+    o.add_argument("--ood-data", required=True, help="prepared data root of the other set")
+    o.add_argument("--ood-category", required=True, help="category name or synset under --ood-data")
+    o.add_argument("--ood-split", default="all", choices=("all", "train", "val", "test"))
+    o.add_argument("--num-samples", type=int, default=64, help="K importance samples per shape")
+    o.add_argument("--obs-std", default="auto",
+                   help="sigma of the Gaussian-mixture observation model (model frame), or auto: "
+                        "maximum likelihood on the training split")
+    o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--device", default="auto")
+    o.add_argument("--out-dir", type=Path, help="folder for ood.json and ood_histograms.png "
+                                                "(default <run>/eval/ood_<category>)")
+    from eval.compare import add_compare_parser
+
+    add_compare_parser(sub)
     return p
 
 
@@ -172,10 +193,64 @@ def run_sets(args) -> dict:
     return result
 
 
+def run_ood(args) -> dict:
+    from eval.ood import SCORES, aurocs, load_ood_set, plot_histograms, resolve_obs_std, score_set
+
+    t0 = time.perf_counter()
+    inf = Inference(args.checkpoint, args.device, args.data_root)
+    category = inf.config["data"]["category"]
+    path = inf.checkpoint
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    in_split = load_split(inf.data_root, category, args.in_split)
+    ood_points, ood_ids, frame_note = load_ood_set(inf, args.ood_data, args.ood_category, args.ood_split)
+    ood_name = load_split(args.ood_data, args.ood_category, "train").manifest["category"]
+    obs_std, obs_how = resolve_obs_std(inf, args.obs_std, load_split(inf.data_root, category, "train").points.numpy())
+    print(f"observation model: Gaussian mixture, sigma {obs_std:.5g} ({obs_how}); {frame_note}", file=sys.stderr)
+    kw = {"obs_std": obs_std, "num_samples": args.num_samples, "seed": args.seed}
+    s_in = score_set(inf, in_split.points.numpy(), **kw)
+    s_out = score_set(inf, ood_points, **kw)
+    results = aurocs(s_in, s_out)
+    names = (f"{category} {args.in_split}", f"{ood_name} {args.ood_split}")
+    out_dir = args.out_dir or run_dir / "eval" / f"ood_{ood_name}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot_histograms(s_in, s_out, results, names, out_dir / "ood_histograms.png")
+    lines = [f"OOD: {names[0]} (n={len(in_split.ids)}) vs {names[1]} (n={len(ood_ids)}), K={args.num_samples}",
+             f"{'score':<12} {'mean in':>12} {'mean OOD':>12} {'AUROC':>7}  anomalous when", "-" * 62]
+    for k, (_, sign) in SCORES.items():
+        lines.append(f"{k:<12} {s_in[k].mean():>12.5g} {s_out[k].mean():>12.5g} {results[k]:>7.3f}  "
+                     + ("low" if sign < 0 else "high"))
+    print("\n".join(lines))
+    result = {"command": sys.argv, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+              "git_revision": _git_revision(), "kind": "ood", "checkpoint": str(inf.checkpoint), "epoch": inf.state["epoch"],
+              "method": inf.config["loss"].get("method", "soft-intro"),
+              "in_distribution": {"category": category, "data_root": str(inf.data_root), "split": args.in_split,
+                                  "num_shapes": len(in_split.ids)},
+              "ood": {"category": ood_name, "data_root": str(args.ood_data), "split": args.ood_split,
+                      "num_shapes": len(ood_ids), "frame": frame_note},
+              "observation_model": {"kind": "isotropic Gaussian mixture centred at the decoded points, "
+                                            "points i.i.d.", "obs_std": obs_std, "obs_std_from": obs_how},
+              "num_importance_samples": args.num_samples, "seed": args.seed,
+              "score_directions": {k: ("low" if sign < 0 else "high") + " = anomalous" for k, (_, sign) in
+                                   SCORES.items()},
+              "auroc": results,
+              "summary": {k: {"in_mean": float(s_in[k].mean()), "in_std": float(s_in[k].std()),
+                              "ood_mean": float(s_out[k].mean()), "ood_std": float(s_out[k].std())}
+                          for k in SCORES},
+              "scores": {"in": {"ids": in_split.ids, **{k: v.tolist() for k, v in s_in.items()}},
+                         "ood": {"ids": ood_ids, **{k: v.tolist() for k, v in s_out.items()}}},
+              "histograms": str(out_dir / "ood_histograms.png")}
+    result["run_time_s"] = round(time.perf_counter() - t0, 3)
+    _write(result, out_dir / "ood.json")
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        {"generation": run_generation, "reconstruction": run_reconstruction, "sets": run_sets}[args.command](args)
+        from eval.compare import run_compare
+
+        {"generation": run_generation, "reconstruction": run_reconstruction, "sets": run_sets, "ood": run_ood,
+         "compare": run_compare}[args.command](args)
     except (ValueError, FileNotFoundError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,241 @@
+"""``python -m eval compare``: train several methods with the same budget and seeds, score each, tabulate.
+
+    python -m eval compare --data-root data/shapenet256 --epochs 150 --seeds 0 1 2 \\
+        --set beta_rec=640 --set intro_beta=640 --out runs/compare
+
+For every (method, seed) a run ``<out>/runs/<method>-seed<seed>`` is trained with the
+same config, epochs and seed (a finished run is reused, an interrupted one resumed),
+then its checkpoint (``best.pt``, chosen on validation JSD, or ``last.pt``) is scored on
+the test split: the generation table of :mod:`eval.evaluate` (|S| = |R|, prior samples
+seeded by the run's seed), reconstruction CD/EMD of posterior means, and the test
+ELBO and importance-weighted ``log p(x)`` of :mod:`pointcloud_sivae.likelihood`.
+``comparison.json`` and ``comparison.md`` hold per-run numbers, mean and std over
+seeds, training time, and the best method per metric with its margin.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from eval.evaluate import DISPLAY, GenerationEvaluator, reconstruction_metrics
+from eval.protocols import PROTOCOLS
+
+# metric -> (direction, display scale, unit). direction: "min", "max", or "half" (closest to 50 %).
+COLUMNS = {
+    "1-NNA-CD": ("half",) + DISPLAY["1-NNA-CD"], "1-NNA-EMD": ("half",) + DISPLAY["1-NNA-EMD"],
+    "MMD-CD": ("min",) + DISPLAY["MMD-CD"], "MMD-EMD": ("min",) + DISPLAY["MMD-EMD"],
+    "COV-CD": ("max",) + DISPLAY["COV-CD"], "COV-EMD": ("max",) + DISPLAY["COV-EMD"],
+    "JSD": ("min",) + DISPLAY["JSD"],
+    "rec-CD": ("min",) + DISPLAY["CD"], "rec-EMD": ("min",) + DISPLAY["EMD"],
+    "ELBO": ("max", 1.0, "nats"), "log-p(x)-IW": ("max", 1.0, "nats"),
+    "train-time": ("min", 1.0, "s"),
+}
+DIRECTION_TEXT = {"min": "lower is better", "max": "higher is better", "half": "closest to 50 % is better"}
+
+
+def add_compare_parser(sub) -> None:
+    c = sub.add_parser("compare", help="train soft-intro / vae / intro with one budget and seeds, tabulate")
+    c.add_argument("--out", type=Path, required=True, help="output folder (runs, comparison.md/.json)")
+    c.add_argument("--methods", nargs="+", default=["soft-intro", "vae", "intro"])
+    c.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    c.add_argument("--epochs", type=int, required=True, help="training epochs of every run (the budget)")
+    c.add_argument("--data-root", default="data/shapenet")
+    c.add_argument("--category", default="airplane")
+    c.add_argument("--config", help="JSON/TOML training config shared by every run")
+    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="training config field for every run, e.g. --set beta_rec=640 (repeatable)")
+    c.add_argument("--checkpoint-choice", choices=("best", "last"), default="best",
+                   help="best: lowest validation JSD (default); last: the final epoch")
+    c.add_argument("--protocol", choices=PROTOCOLS, default="pointflow")
+    c.add_argument("--emd", choices=("approx", "exact", "none"), default="approx")
+    c.add_argument("--num-importance", type=int, default=16, help="K importance samples for log p(x)")
+    c.add_argument("--device", default="auto")
+    c.add_argument("--progress", action="store_true", help="show training progress bars")
+
+
+def _train_config(args, method: str, seed: int):
+    from pointcloud_sivae.config import FLAG_SECTION, resolve_config
+
+    flags: dict[str, object] = {}
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        key = key.strip().lstrip("-").replace("-", "_")
+        if not sep or key not in FLAG_SECTION:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE with KEY a training config field "
+                             f"(e.g. beta_rec=640); valid keys: {sorted(FLAG_SECTION)}")
+        if key in ("method", "seed", "epochs", "run_name", "out_dir", "data_root", "category"):
+            raise ValueError(f"--set {key}=...: the comparison sets {key} itself; use its own option")
+        flags[key] = value
+    flags.update(method=method, seed=seed, epochs=args.epochs, run_name=f"{method}-seed{seed}",
+                 out_dir=str(args.out / "runs"), data_root=args.data_root, category=args.category,
+                 device=args.device, progress=args.progress)
+    return resolve_config(args.config, flags)
+
+
+def train_one(args, method: str, seed: int) -> tuple[Path, float]:
+    """Train (or reuse / resume) one run; returns its folder and its training time in seconds
+    (sum of the epochs' training loops, across sessions)."""
+    from pointcloud_sivae.train import Trainer
+
+    cfg = _train_config(args, method, seed)
+    run_dir = Path(cfg.train.out_dir) / cfg.train.run_name
+    last = run_dir / "checkpoints" / "last.pt"
+    if last.exists():
+        trainer = Trainer.resume(run_dir, {"epochs": args.epochs, "device": args.device})
+        saved, wanted = trainer.cfg.to_dict(), cfg.to_dict()
+        for d in (saved, wanted):
+            d["model"].pop("num_points")  # 0 ("from the data") in a fresh config
+        if any(saved[k] != wanted[k] for k in ("model", "loss")) or saved["optim"] != wanted["optim"]:
+            raise ValueError(f"{run_dir} holds a run with another config; choose another --out or remove it")
+        if trainer.epoch < args.epochs:
+            print(f"[compare] resuming {run_dir} at epoch {trainer.epoch}", file=sys.stderr)
+            trainer.fit()
+        else:
+            print(f"[compare] reusing finished run {run_dir}", file=sys.stderr)
+    else:
+        print(f"[compare] training {method} seed {seed} for {args.epochs} epochs -> {run_dir}", file=sys.stderr)
+        Trainer.new_run(cfg).fit()
+    records = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln]
+    return run_dir, float(sum(r["epoch_time_s"] for r in records))
+
+
+def score_run(args, run_dir: Path, seed: int, ev_cache: dict) -> dict[str, float]:
+    """Test-split metrics of one run's chosen checkpoint (raw values)."""
+    from pointcloud_sivae.data import load_split
+    from pointcloud_sivae.inference import Inference
+    from pointcloud_sivae.likelihood import fit_obs_std, score_clouds
+
+    inf = Inference(run_dir / "checkpoints" / f"{args.checkpoint_choice}.pt", args.device)
+    category = inf.config["data"]["category"]
+    test = load_split(inf.data_root, category, "test")
+    ref = test.points.numpy()
+    norm = test.manifest["normalization"]
+    if "ev" not in ev_cache:  # reference matrices shared by every run
+        ev_cache["ev"] = GenerationEvaluator(ref, norm, protocol=args.protocol, emd=args.emd, device=inf.device)
+    ev = ev_cache["ev"]
+    out = dict(ev(inf.decode(inf.prior(len(ref), seed))))
+    rec = reconstruction_metrics(ref, inf.decode(inf.encode(ref)), norm, protocol=args.protocol, emd=args.emd,
+                                 device=inf.device)
+    out["rec-CD"] = rec["CD"]["mean"]
+    if "EMD" in rec:
+        out["rec-EMD"] = rec["EMD"]["mean"]
+    train_x = load_split(inf.data_root, category, "train").points.to(inf.device)
+    obs_std = fit_obs_std(inf.model, train_x)
+    s = score_clouds(inf.model, test.points.to(inf.device), obs_std=obs_std, num_samples=args.num_importance,
+                     seed=seed)
+    out.update({"ELBO": float(s["elbo"].mean()), "log-p(x)-IW": float(s["log_px_iw"].mean()),
+                "obs_std": obs_std, "epoch": inf.state["epoch"]})
+    return out
+
+
+def best_per_metric(summary: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict]:
+    """For each metric: the best method, the runner-up, the margin between their means, and
+    whether it exceeds the sum of their standard deviations over seeds (a clear win)."""
+    methods = list(summary)
+    out = {}
+    for metric, (direction, *_rest) in COLUMNS.items():
+        have = [m for m in methods if metric in summary[m]]
+        if len(have) < 2:
+            continue
+
+        def badness(m):
+            v = summary[m][metric]["mean"]
+            return {"min": v, "max": -v, "half": abs(v - 0.5)}[direction]
+
+        ranked = sorted(have, key=badness)
+        a, b = summary[ranked[0]][metric], summary[ranked[1]][metric]
+        out[metric] = {"best": ranked[0], "runner_up": ranked[1], "margin": abs(badness(ranked[1]) - badness(ranked[0])),
+                       "clear": abs(badness(ranked[1]) - badness(ranked[0])) > a["std"] + b["std"],
+                       "direction": DIRECTION_TEXT[direction]}
+    return out
+
+
+def to_markdown(result: dict) -> str:
+    summary, best = result["summary"], result["best"]
+    methods = list(summary)
+    head = (f"# Method comparison: {result['category']}, {result['num_points']} points\n\n"
+            f"Same budget for every method: {result['epochs']} epochs, seeds {result['seeds']}, training config "
+            f"below; checkpoint `{result['checkpoint_choice']}.pt`. Test split: |R| = {result['num_reference']}, "
+            f"|S| = |R| prior samples per run, protocol `{result['protocol']}` "
+            f"(data normalisation `{result['data_normalization']['method']}`), Chamfer "
+            f"{result['distance_implementations']['chamfer']}"
+            + (f", EMD {result['distance_implementations']['emd']}" if "emd" in result['distance_implementations']
+               else "") + ". Values are mean ± std over seeds.\n\n")
+    lines = ["| metric | unit | " + " | ".join(methods) + " | best (margin; clear = margin > sum of stds) |",
+             "|---|---|" + "---|" * len(methods) + "---|"]
+    for metric, (direction, scale, unit) in COLUMNS.items():
+        if not any(metric in summary[m] for m in methods):
+            continue
+        cells = []
+        for m in methods:
+            v = summary[m].get(metric)
+            cells.append("—" if v is None else f"{v['mean'] * scale:.4g} ± {v['std'] * scale:.2g}")
+        b = best.get(metric)
+        if not b:
+            verdict = ""
+        elif b["margin"] == 0:
+            verdict = f"tie ({b['best']}, {b['runner_up']})"
+        else:
+            verdict = (f"{b['best']} (by {b['margin'] * scale:.3g}{' ' + unit if unit in ('nats', 's') else ''}; "
+                       f"{'clear' if b['clear'] else 'within spread'})")
+        arrow = {"min": "↓", "max": "↑", "half": "→50%"}[direction]
+        lines.append(f"| {metric} {arrow} | {unit} | " + " | ".join(cells) + f" | {verdict} |")
+    loss = {k: v for k, v in result["train_config"]["loss"].items() if k != "method"}
+    return head + "\n".join(lines) + f"\n\nLoss weights of every run (each method uses its own): `{json.dumps(loss)}`\n"
+
+
+def run_compare(args) -> dict:
+    from pointcloud_sivae.config import METHODS
+    from pointcloud_sivae.train import _git_revision
+
+    t0 = time.perf_counter()
+    bad = [m for m in args.methods if m not in METHODS]
+    if bad:
+        raise ValueError(f"unknown method(s) {bad}; choose from {', '.join(METHODS)}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    per_run: dict[str, list[dict]] = {m: [] for m in args.methods}
+    ev_cache: dict = {}
+    for method in args.methods:
+        for seed in args.seeds:
+            torch.manual_seed(seed)
+            run_dir, train_time = train_one(args, method, seed)
+            scores = score_run(args, run_dir, seed, ev_cache)
+            scores["train-time"] = train_time
+            per_run[method].append({"seed": seed, "run": str(run_dir), **scores})
+            print(f"[compare] {method} seed {seed}: " + ", ".join(
+                f"{k} {v:.4g}" for k, v in scores.items() if isinstance(v, float)), file=sys.stderr)
+    summary = {m: {k: {"mean": float(np.mean([r[k] for r in runs])), "std": float(np.std([r[k] for r in runs]))}
+                   for k in runs[0] if k in COLUMNS}
+               for m, runs in per_run.items()}
+    ev = ev_cache["ev"]
+    cfg = _train_config(args, args.methods[0], args.seeds[0]).to_dict()
+    result = {
+        "command": sys.argv, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_revision": _git_revision(), "kind": "compare", "category": args.category, "data_root": args.data_root,
+        "methods": args.methods, "seeds": args.seeds, "epochs": args.epochs,
+        "checkpoint_choice": args.checkpoint_choice, "protocol": args.protocol,
+        "data_normalization": ev.normalization, "num_reference": int(len(ev.reference)),
+        "num_points": int(ev.reference.shape[1]), "distance_implementations": ev.distance_implementations(),
+        "num_importance_samples": args.num_importance,
+        "observation_model": "Gaussian mixture at the decoded points, sigma fitted per run on its training split",
+        "units": {k: (unit or "raw") for k, (_, _, unit) in COLUMNS.items()},
+        "values_are": "raw (fractions, distances in the protocol's frame); the markdown applies the display units",
+        "train_config": {k: v for k, v in cfg.items() if k in ("model", "loss", "optim")},
+        "summary": summary, "best": best_per_metric(summary), "per_run": per_run,
+    }
+    result["run_time_s"] = round(time.perf_counter() - t0, 3)
+    (args.out / "comparison.md").write_text(to_markdown(result))
+    tmp = args.out / "comparison.json.tmp"
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(args.out / "comparison.json")
+    print(to_markdown(result))
+    print(f"wrote {args.out / 'comparison.md'} and comparison.json", file=sys.stderr)
+    return result
+
