@@ -69,6 +69,13 @@ from pointcloud_sivae.config import (
     set_field,
 )
 from pointcloud_sivae.data import load_split
+from pointcloud_sivae.distributed import (
+    DistContext,
+    init_from_env,
+    reduce_weighted,
+    shard_rows,
+    sum_gradients,
+)
 from pointcloud_sivae.latent import interpolate
 from pointcloud_sivae.losses import (
     gaussian_kl,
@@ -81,7 +88,7 @@ from pointcloud_sivae.losses import (
 from pointcloud_sivae.model import SoftIntroVAE, frozen_batchnorm_stats
 from pointcloud_sivae.normalization import evaluation_frame_params
 from pointcloud_sivae.render import point_colors, render_grid
-from pointcloud_sivae.tb import make_writer
+from pointcloud_sivae.tb import NullWriter, make_writer
 
 
 
@@ -135,10 +142,13 @@ class Trainer:
     Build with :meth:`new_run` or :meth:`resume`.
     """
 
-    def __init__(self, cfg: RunConfig, run_dir: Path, state: dict | None = None):
+    def __init__(self, cfg: RunConfig, run_dir: Path, state: dict | None = None, dist_ctx: DistContext | None = None):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
+        self.dist = dist_ctx or DistContext()
         self.device = select_device(cfg.train.device)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
         torch.manual_seed(cfg.train.seed)
         self.backend = resolve_backend(cfg.loss.chamfer_backend)
 
@@ -163,6 +173,7 @@ class Trainer:
         self.frame_scale = frame_scale
 
         self.model = SoftIntroVAE(cfg.model).to(self.device)
+        self.model.encoder.sync_batchnorm = self.dist.enabled
         o = cfg.optim
         self.opt_e = torch.optim.Adam(self.model.encoder.parameters(), lr=o.lr_e, betas=(o.beta1, o.beta2))
         self.opt_d = torch.optim.Adam(self.model.decoder.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2))
@@ -174,27 +185,36 @@ class Trainer:
         self.best = {"epoch": None, "val_jsd": None, "val_chamfer": None}
         self.history: list[dict] = []
         self._val_D_rr = None  # val-against-val Chamfer matrix, computed at the first validation
+        self._noise: torch.Generator | None = None  # per-step generator of the global batch's noise
+        self._batch_size, self._rows, self._share = 0, slice(None), 1.0  # set by _begin_step
         if state is not None:
             self._load_state(state)
 
     # ----- construction ------------------------------------------------------------------
 
     @classmethod
-    def new_run(cls, cfg: RunConfig) -> "Trainer":
+    def new_run(cls, cfg: RunConfig, dist_ctx: DistContext | None = None) -> "Trainer":
         """Start a run in ``<out_dir>/<run_name>`` (a fresh folder)."""
         cfg.data.category = canonical_category(cfg.data.category)
         name = cfg.train.run_name or f"{cfg.data.category}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        if dist_ctx is not None and dist_ctx.enabled:  # one name for all processes: rank 0's
+            box = [name]
+            torch.distributed.broadcast_object_list(box, src=0)
+            name = box[0]
         cfg.train.run_name = name
         run_dir = Path(cfg.train.out_dir) / name
         if (run_dir / "checkpoints" / "last.pt").exists():
             raise FileExistsError(f"{run_dir} already holds a run; resume it with --resume {run_dir} "
                                   "or choose another --run-name")
-        trainer = cls(cfg, run_dir)
+        if dist_ctx is not None and dist_ctx.enabled:
+            torch.distributed.barrier()  # every process checks for an existing run before rank 0 writes one
+        trainer = cls(cfg, run_dir, dist_ctx=dist_ctx)
         trainer._write_run_files(resumed_from=None)
         return trainer
 
     @classmethod
-    def resume(cls, path: str | Path, overrides: dict[str, object] | None = None) -> "Trainer":
+    def resume(cls, path: str | Path, overrides: dict[str, object] | None = None,
+               dist_ctx: DistContext | None = None) -> "Trainer":
         """Continue a run from its last checkpoint (or a given ``.pt``).
 
         Only :data:`~pointcloud_sivae.config.RESUMABLE_OVERRIDES` may change; any
@@ -223,7 +243,7 @@ class Trainer:
                 f"config (only {sorted(RESUMABLE_OVERRIDES)} may change); start a new run instead"
             )
         run_dir = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
-        trainer = cls(cfg, run_dir, state=state)
+        trainer = cls(cfg, run_dir, state=state, dist_ctx=dist_ctx)
         trainer._write_run_files(resumed_from=str(ckpt_path))
         return trainer
 
@@ -268,6 +288,8 @@ class Trainer:
         }
 
     def _write_run_files(self, resumed_from: str | None) -> None:
+        if not self.dist.is_main:
+            return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
         (self.run_dir / "manifest.json").write_text(json.dumps(self.manifest, indent=2) + "\n")
@@ -280,6 +302,7 @@ class Trainer:
             "torch": torch.__version__,
             "device": str(self.device),
             "chamfer_backend": self.backend,
+            "processes": self.dist.world_size,
             "resumed_from": resumed_from,
             "start_epoch": self.epoch,
         })
@@ -298,7 +321,10 @@ class Trainer:
         return gaussian_kl(mu, logvar, self.cfg.model.prior_std)
 
     def _check_finite(self, which: str, loss: torch.Tensor, terms: dict) -> None:
-        if torch.isfinite(loss):
+        finite = torch.isfinite(loss.detach()).float()
+        if self.dist.enabled:  # every process stops together
+            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        if finite.item() == 1.0:
             return
         shown = ", ".join(f"{k}={float(v.detach().mean()):.4g}" for k, v in terms.items())
         last = self.run_dir / "checkpoints" / "last.pt"
@@ -314,13 +340,14 @@ class Trainer:
     def _vae_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         L = self.cfg.loss
         mu, logvar = self.model.encode(x)
-        rec = self.model.decode(self.model.reparameterize(mu, logvar))
+        rec = self.model.decode(self._reparam(mu, logvar))
         rec_real, kl_real = self._chamfer(x, rec), self._kl(mu, logvar)
         loss = vae_loss(rec_real, kl_real, scale=self.scale, beta_rec=L.beta_rec, beta_kl=L.beta_kl)
         self._check_finite("VAE", loss, {"rec": rec_real, "kl_real": kl_real})
         self.opt_e.zero_grad(set_to_none=True)
         self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
+        self._backward(loss)
+        sum_gradients(self.model, self.dist)
         self.opt_e.step()
         self.opt_d.step()
         return {"rec": rec_real.mean(), "kl_real": kl_real.mean(), "loss_e": loss, "loss_d": loss}
@@ -332,7 +359,7 @@ class Trainer:
         _set_requires_grad(m.decoder, False)
         try:
             mu, logvar = m.encode(x)  # the only pass that updates BatchNorm running statistics
-            z = m.reparameterize(mu, logvar)
+            z = self._reparam(mu, logvar)
             rec = m.decode(z)
             with torch.no_grad():
                 fake = m.decode(z_prior)
@@ -347,8 +374,8 @@ class Trainer:
                 loss, parts = intro_encoder_loss(rec_real, kl_real, kl_rec, kl_fake, margin=L.intro_margin,
                                                  alpha=L.intro_alpha, beta=L.intro_beta)
             else:
-                rec_rec = self._chamfer(rec_d, m.decode(m.reparameterize(mu_r, lv_r)))
-                rec_fake = self._chamfer(fake, m.decode(m.reparameterize(mu_f, lv_f)))
+                rec_rec = self._chamfer(rec_d, m.decode(self._reparam(mu_r, lv_r)))
+                rec_fake = self._chamfer(fake, m.decode(self._reparam(mu_f, lv_f)))
                 checked.update(rec_rec=rec_rec, rec_fake=rec_fake)
                 loss, parts = soft_intro_encoder_loss(
                     rec_real, kl_real, rec_rec, kl_rec, rec_fake, kl_fake,
@@ -357,7 +384,8 @@ class Trainer:
                 parts.pop("real")
             self._check_finite("encoder", loss, checked)
             self.opt_e.zero_grad(set_to_none=True)
-            loss.backward()
+            self._backward(loss)
+            sum_gradients(m.encoder, self.dist)
             self.opt_e.step()
         finally:
             _set_requires_grad(m.decoder, True)
@@ -381,8 +409,8 @@ class Trainer:
             if method == "intro":
                 loss = intro_decoder_loss(rec_real, kl_rec, kl_fake, alpha=L.intro_alpha, beta=L.intro_beta)
             else:
-                z_r = m.reparameterize(mu_r, lv_r).detach()
-                z_f = m.reparameterize(mu_f, lv_f).detach()
+                z_r = self._reparam(mu_r, lv_r).detach()
+                z_f = self._reparam(mu_f, lv_f).detach()
                 rec_rec = self._chamfer(rec.detach(), m.decode(z_r))
                 rec_fake = self._chamfer(fake.detach(), m.decode(z_f))
                 loss = soft_intro_decoder_loss(
@@ -391,7 +419,8 @@ class Trainer:
                 )
             self._check_finite("decoder", loss, {"rec": rec_real, "kl_rec": kl_rec, "kl_fake": kl_fake})
             self.opt_d.zero_grad(set_to_none=True)
-            loss.backward()
+            self._backward(loss)
+            sum_gradients(m.decoder, self.dist)
             self.opt_d.step()
         finally:
             _set_requires_grad(m.encoder, True)
@@ -404,26 +433,54 @@ class Trainer:
             method: ``"soft-intro"`` or ``"intro"`` (encoder step, then decoder step, sharing
                 the prior latents and the real batch's latents), or ``"vae"`` (one joint step).
         """
+        if method not in ("soft-intro", "vae", "intro"):
+            raise ValueError(f"unknown method {method!r}; choose one of soft-intro, vae, intro")
+        x = x[self._begin_step(x.shape[0])]
         if method == "vae":
             terms = self._vae_step(x)
-        elif method in ("soft-intro", "intro"):
-            z_prior = self.model.sample_prior(x.shape[0])
+        else:
+            z_prior = self.cfg.model.prior_std * self._global_randn()
             z, terms = self._encoder_step(x, z_prior, method)
             terms["loss_d"] = self._decoder_step(x, z, z_prior, method)
-        else:
-            raise ValueError(f"unknown method {method!r}; choose one of soft-intro, vae, intro")
         names = list(terms)
-        values = torch.stack([terms[k].detach().float() for k in names]).tolist()  # one device sync
-        return dict(zip(names, values))
+        values = reduce_weighted(torch.stack([terms[k].detach().float() for k in names]), self._share, self.dist)
+        return dict(zip(names, values.tolist()))  # one device sync
+
+    def _begin_step(self, n: int) -> slice:
+        """Set up a step on a global batch of ``n`` shapes; returns this process's rows.
+
+        The step's noise comes from a generator seeded by (seed, step), drawn for the
+        global batch, so every process (and a resumed run) draws the same values."""
+        self._noise = torch.Generator(device=self.device).manual_seed(
+            self.cfg.train.seed * 1_000_003 + self.global_step + 7919)
+        self._batch_size, self._rows = n, shard_rows(n, self.dist)
+        self._share = (self._rows.stop - self._rows.start) / n  # this shard's weight in the batch means
+        return self._rows
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        """Back-propagate this shard's share of the global batch loss. Weighting the loss (not
+        the gradient) keeps the paths through the synchronised BatchNorm statistics, which
+        reach every process's inputs, weighted correctly."""
+        (loss * self._share if self.dist.enabled else loss).backward()
+
+    def _global_randn(self) -> torch.Tensor:
+        """Standard normal (global batch, Z) noise from this step's generator; this process's rows."""
+        eps = torch.randn(self._batch_size, self.cfg.model.z_dim, generator=self._noise, device=self.device)
+        return eps[self._rows]
+
+    def _reparam(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """``z = mu + exp(logvar / 2) * eps`` with ``eps`` from this step's global-batch noise."""
+        return mu + (0.5 * logvar).exp() * self._global_randn().to(mu.dtype)
 
     # ----- epochs, validation, logging ---------------------------------------------------
 
     def _batches(self, epoch: int):
-        """This epoch's batches: a permutation seeded by (seed, epoch), so resuming is exact.
-        A final batch of a single shape is dropped (BatchNorm needs two)."""
+        """This epoch's global batches: a permutation seeded by (seed, epoch), the same in every
+        process, so resuming is exact with any number of processes. A final batch smaller than
+        two shapes (BatchNorm) or than the number of processes is dropped."""
         g = torch.Generator().manual_seed(self.cfg.train.seed * 1_000_003 + epoch)
         perm = torch.randperm(self.train_points.shape[0], generator=g).to(self.device)
-        return [b for b in perm.split(self.cfg.optim.batch_size) if len(b) >= 2]
+        return [b for b in perm.split(self.cfg.optim.batch_size) if len(b) >= max(2, self.dist.world_size)]
 
     def method_for_epoch(self, epoch: int) -> str:
         """``"vae"`` for epochs 1..warmup_epochs (1-based), the configured ``loss.method`` after."""
@@ -524,14 +581,17 @@ class Trainer:
         """
         cfg = self.cfg
         ckpt_dir = self.run_dir / "checkpoints"
-        writer = make_writer(self.run_dir, purge_step=self.global_step + 1)
+        main = self.dist.is_main  # rank 0 alone logs, validates and writes checkpoints
+        writer = make_writer(self.run_dir, purge_step=self.global_step + 1) if main else NullWriter()
         steps_per_epoch = len(self._batches(1))
         remaining = max(0, cfg.optim.epochs - self.epoch) * steps_per_epoch
-        bar = tqdm(total=remaining, disable=not cfg.train.progress, unit="step", dynamic_ncols=True)
-        if self.epoch == 0:
+        bar = tqdm(total=remaining, disable=not (cfg.train.progress and main), unit="step", dynamic_ncols=True)
+        if not main:
+            pass
+        elif self.epoch == 0:
             print(f"training {cfg.data.category} on {self.device} ({len(self.train_points)} train / "
                   f"{len(self.val_points)} val shapes, {cfg.model.num_points} points), Chamfer backend "
-                  f"{self.backend}; run folder {self.run_dir}", file=sys.stderr)
+                  f"{self.backend}; {self.dist.world_size} process(es); run folder {self.run_dir}", file=sys.stderr)
         else:
             print(f"resuming {self.run_dir} after epoch {self.epoch} (step {self.global_step})", file=sys.stderr)
         try:
@@ -566,6 +626,8 @@ class Trainer:
                           **{k: v / len(batches) for k, v in sums.items()},
                           "lr_e": self.opt_e.param_groups[0]["lr"], "lr_d": self.opt_d.param_groups[0]["lr"],
                           "epoch_time_s": time.perf_counter() - t_epoch}
+                if not main:
+                    continue
                 if epoch % cfg.train.val_every == 0 or epoch == cfg.optim.epochs:
                     val = self.validate()
                     record.update(val)
@@ -605,12 +667,13 @@ def main(argv: list[str] | None = None) -> int:
     flags = explicit_flags(args)
     trainer = None
     try:
+        ctx = init_from_env(flags.get("device", "auto"))
         if args.resume:
             if args.config:
                 raise CheckpointError("--config cannot be combined with --resume: a resumed run keeps its config")
-            trainer = Trainer.resume(args.resume, flags)
+            trainer = Trainer.resume(args.resume, flags, dist_ctx=ctx)
         else:
-            trainer = Trainer.new_run(resolve_config(args.config, flags))
+            trainer = Trainer.new_run(resolve_config(args.config, flags), dist_ctx=ctx)
         trainer.fit()
     except (ValueError, FileNotFoundError, FileExistsError, NonFiniteLossError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -620,8 +683,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\ninterrupted; continue with: python -m pointcloud_sivae.train --resume {trainer.run_dir} "
                   f"(restarts after epoch {trainer.epoch}, the last checkpoint)", file=sys.stderr)
         return 130
-    print(f"done: {trainer.run_dir} (best epoch {trainer.best['epoch']}, val JSD {trainer.best['val_jsd']})",
-          file=sys.stderr)
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    if trainer.dist.is_main:
+        print(f"done: {trainer.run_dir} (best epoch {trainer.best['epoch']}, val JSD {trainer.best['val_jsd']})",
+              file=sys.stderr)
     return 0
 
 

@@ -28,6 +28,7 @@ def _same(a, b):
 def test_encoder_step_leaves_decoder_untouched(trainer, method):
     x = trainer.train_points[:8]
     dec, enc = _params(trainer.model.decoder), _params(trainer.model.encoder)
+    trainer._begin_step(8)
     trainer._encoder_step(x, trainer.model.sample_prior(8), method)
     assert _same(dec, _params(trainer.model.decoder)) == set(dec)
     changed = set(enc) - _same(enc, _params(trainer.model.encoder))
@@ -40,6 +41,7 @@ def test_encoder_step_leaves_decoder_untouched(trainer, method):
 def test_decoder_step_leaves_encoder_and_its_batchnorm_stats_untouched(trainer, method):
     x = trainer.train_points[:8]
     z_prior = trainer.model.sample_prior(8)
+    trainer._begin_step(8)
     z, _ = trainer._encoder_step(x, z_prior, method)
     dec, enc = _params(trainer.model.decoder), _params(trainer.model.encoder)
     trainer._decoder_step(x, z, z_prior, method)
