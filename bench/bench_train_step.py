@@ -1,14 +1,20 @@
-"""Benchmark: one full Soft-IntroVAE training step and the Chamfer distance, on this machine.
+"""Benchmark: one full Soft-IntroVAE training step, ours against the reference's way, on this machine.
 
 Prints a table of medians (and min/max) over repeated runs, all measured in one run:
 
-* the full step (encoder step + decoder step, batch B x N, reference model) per
-  available Chamfer backend, with shapes/s;
-* Chamfer distance forward + backward for each available backend.
+* **naive**: the same step as the public reference computes it
+  (:mod:`bench.naive_step`: dense ``bmm`` Chamfer, Conv1d-layout encoder, every
+  pass recomputed), on the same model, batch and data;
+* **ours**: :meth:`pointcloud_sivae.train.Trainer.train_step` per available
+  Chamfer backend, and with ``--amp bf16`` / ``--compile`` where asked;
+* the speed-up of each against the naive step (shapes/s ratio);
+* where the time goes: one encoder forward+backward, one Chamfer forward+backward,
+  one decoder forward+backward, and the step's floor: its matrix-multiply FLOPs
+  (counted from the layer widths) at the measured ``mm`` peak.
 
 Uses the real ShapeNetPart airplanes (prepared into a temporary folder).
 
-    python bench/bench_train_step.py [--device cpu|cuda] [--repeats 5] [--source ../shared/data/shapenetpart]
+    python bench/bench_train_step.py [--device cpu|cuda] [--repeats 5] [--amp] [--compile]
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from pointcloud_sivae.chamfer import BACKENDS, chamfer_distance  # noqa: E402
 from pointcloud_sivae.config import RunConfig  # noqa: E402
+from bench.naive_step import NaiveStep  # noqa: E402
 from pointcloud_sivae.train import Trainer, select_device  # noqa: E402
 from shapenet_prep import PrepareOptions, prepare_category  # noqa: E402
 
@@ -62,12 +69,32 @@ def usable_backends(device) -> list[str]:
     return out
 
 
+def encoder_step_flops(cfg, batch: int, points: int) -> float:
+    """Matrix-multiply FLOPs of one Soft-IntroVAE step's encoder work (the bulk of it).
+
+    Per-point layers cost ``2 * B * N * c_in * c_out`` forward; the encoder step runs
+    3 passes with weight and input gradients (x 3), the decoder step 2 passes with
+    input gradients only (x 2)."""
+    widths = (3,) + tuple(cfg.model.encoder_channels)
+    fwd = sum(2 * batch * points * a * b for a, b in zip(widths[:-1], widths[1:]))
+    return 3 * 3 * fwd + 2 * 2 * fwd
+
+
+def matmul_peak(device, repeats: int = 5) -> float:
+    n = 4096
+    a = torch.randn(n, n, device=device)
+    return 2 * n**3 / statistics.median(timed(lambda: a @ a, repeats, device)) / 1e9
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--naive-repeats", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--num-points", type=int, default=2048)
+    p.add_argument("--amp", action="store_true", help="also time bf16 autocast")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile (compile time not counted)")
     p.add_argument("--source", type=Path, default=REPO.parent / "shared" / "data" / "shapenetpart")
     args = p.parse_args()
     device = select_device(args.device)
@@ -79,33 +106,68 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         prepare_category(PrepareOptions(source=args.source, category="airplane", out=Path(tmp) / "data",
                                         num_points=args.num_points, progress=False, log=io.StringIO()))
-        for backend in backends:
+
+        def trainer(name, backend, amp="off", compile_=False):
             cfg = RunConfig()
             cfg.data.data_root = str(Path(tmp) / "data")
             cfg.loss.chamfer_backend = backend
             cfg.train.device = str(device)
             cfg.train.out_dir = tmp
-            cfg.train.run_name = f"bench-{backend}"
-            trainer = Trainer.new_run(cfg)
-            x = trainer.train_points[: args.batch_size]
-            t = timed(lambda t=trainer, x=x: t.train_step(x, "soft-intro"), args.repeats, device)
-            rows.append((f"Soft-IntroVAE step {len(x)}x{args.num_points}", backend, t, len(x)))
-        g = torch.Generator(device=device).manual_seed(0)
-        a = torch.rand(args.batch_size, args.num_points, 3, device=device, generator=g) - 0.5
-        b = torch.rand(args.batch_size, args.num_points, 3, device=device, generator=g) - 0.5
+            cfg.train.run_name = name
+            cfg.train.amp, cfg.train.compile = amp, compile_
+            return Trainer.new_run(cfg)
+
+        base = trainer("bench-naive", backends[0])
+        x = base.train_points[: args.batch_size]
+        step_name = f"step {len(x)}x{args.num_points}"
+        naive = NaiveStep(base)
+        t = timed(lambda: naive.step(x), args.naive_repeats, device)
+        rows.append((f"naive {step_name}", "bmm", t, len(x)))
+        variants = [(b, "off", False) for b in backends]
+        if args.amp:
+            variants.append((backends[-1 if "keops" not in backends else backends.index("keops")], "bf16", False))
+        if args.compile:
+            variants.append((backends[-1 if "keops" not in backends else backends.index("keops")], "off", True))
+        for backend, amp, comp in variants:
+            tr = trainer(f"bench-{backend}-{amp}-{comp}", backend, amp, comp)
+            label = backend + (" +bf16" if amp == "bf16" else "") + (" +compile" if comp else "")
+            t = timed(lambda tr=tr: tr.train_step(x, "soft-intro"), args.repeats, device,
+                      warmup=3 if comp else 1)
+            rows.append((f"ours {step_name}", label, t, len(x)))
+
+        # where the time goes
+        m = base.model
+        enc_in = x.clone()
+
+        def enc_fb():
+            mu, lv = m.encode(enc_in)
+            (mu.sum() + lv.sum()).backward()
+
+        def dec_fb():
+            m.decode(torch.randn(len(x), m.config.z_dim, device=device)).sum().backward()
+
+        rows.append(("  encoder fwd+bwd (1 of 5 passes)", "", timed(enc_fb, args.repeats, device), len(x)))
+        rows.append(("  decoder fwd+bwd", "", timed(dec_fb, args.repeats, device), len(x)))
         for backend in backends:
             def cd_fwd_bwd(backend=backend):
-                xa = a.clone().requires_grad_()
-                chamfer_distance(xa, b, point_reduction="sum", backend=backend).sum().backward()
-            t = timed(cd_fwd_bwd, max(10, args.repeats), device)
-            rows.append((f"Chamfer fwd+bwd {args.batch_size}x{args.num_points}", backend, t, args.batch_size))
+                xa = x.clone().requires_grad_()
+                chamfer_distance(xa, x.flip(0), point_reduction="sum", backend=backend).sum().backward()
+            rows.append(("  Chamfer fwd+bwd (1 of 6)", backend, timed(cd_fwd_bwd, args.repeats, device), len(x)))
+        peak = matmul_peak(device)
+        flops = encoder_step_flops(base.cfg, len(x), args.num_points)
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'cpu'}"
     print(f"\ndevice: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
-    print(f"{'what':<34} {'backend':<10} {'median s':>9} {'min s':>8} {'max s':>8} {'shapes/s':>9} {'runs':>5}")
+    print(f"float32 mm peak {peak:.1f} GFLOP/s; encoder matmuls of one step {flops / 1e9:.0f} GFLOP "
+          f"-> floor {flops / peak / 1e9:.2f} s at that peak")
+    naive_med = statistics.median(rows[0][2])
+    print(f"{'what':<36} {'backend':<16} {'median s':>9} {'min s':>8} {'max s':>8} {'shapes/s':>9} "
+          f"{'vs naive':>9} {'runs':>5}")
     for what, backend, t, n in rows:
         med = statistics.median(t)
-        print(f"{what:<34} {backend:<10} {med:>9.3f} {min(t):>8.3f} {max(t):>8.3f} {n / med:>9.1f} {len(t):>5}")
+        ratio = f"{naive_med / med:>8.1f}x" if what.startswith(("naive", "ours")) else ""
+        print(f"{what:<36} {backend:<16} {med:>9.3f} {min(t):>8.3f} {max(t):>8.3f} {n / med:>9.1f} "
+              f"{ratio:>9} {len(t):>5}")
     return 0
 
 

@@ -104,7 +104,7 @@ class NaiveStep:
         self.t.opt_d.step()
         for p in m.encoder.parameters():
             p.requires_grad_(True)
-        value = float(loss_d)
+        value = float(loss_d.detach())
         if not math.isfinite(value):
             raise RuntimeError("naive step produced a non-finite loss")
         return value

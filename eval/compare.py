@@ -191,6 +191,16 @@ def to_markdown(result: dict) -> str:
     return head + "\n".join(lines) + f"\n\nLoss weights of every run (each method uses its own): `{json.dumps(loss)}`\n"
 
 
+def _check_protocol(args) -> None:
+    from eval.protocols import apply_protocol
+    from pointcloud_sivae.data import load_split
+
+    test = load_split(args.data_root, args.category, "test")
+    if len(test.ids) < 2:
+        raise ValueError(f"the test split under {args.data_root} has {len(test.ids)} shape(s); at least 2 are needed")
+    apply_protocol(test.points[:1].numpy(), args.protocol, test.manifest["normalization"])
+
+
 def run_compare(args) -> dict:
     from pointcloud_sivae.config import METHODS
     from pointcloud_sivae.train import _git_revision
@@ -199,6 +209,7 @@ def run_compare(args) -> dict:
     bad = [m for m in args.methods if m not in METHODS]
     if bad:
         raise ValueError(f"unknown method(s) {bad}; choose from {', '.join(METHODS)}")
+    _check_protocol(args)  # before hours of training, not after
     args.out.mkdir(parents=True, exist_ok=True)
     per_run: dict[str, list[dict]] = {m: [] for m in args.methods}
     ev_cache: dict = {}

@@ -66,6 +66,8 @@ class TrainConfig:
     val_generation_metrics: bool = True  # MMD/COV/1-NNA-CD on val (|S| = |R|; cost grows as |val|^2)
     num_vis: int = 4  # clouds per row in logged images
     progress: bool = True  # tqdm progress bar
+    amp: str = "off"  # off | bf16: autocast the networks in bfloat16 (distances, KL and losses stay float32)
+    compile: bool = False  # torch.compile the encoder and decoder (first steps pay the compile time)
 
 
 METHODS = ("soft-intro", "vae", "intro")
@@ -79,7 +81,7 @@ SECTIONS: dict[str, type] = {
 }
 
 # Flags that may differ on --resume; all others must match the checkpoint.
-RESUMABLE_OVERRIDES = {"epochs", "device", "val_every", "vis_every", "log_every", "progress", "out_dir"}
+RESUMABLE_OVERRIDES = {"epochs", "device", "val_every", "vis_every", "log_every", "progress", "out_dir", "amp", "compile"}
 
 
 @dataclass
@@ -151,6 +153,9 @@ def set_field(cfg: RunConfig, section: str, key: str, value, *, where: str = "co
     if key not in types:
         raise ValueError(f"{where}: unknown key {key!r} in [{section}]; valid keys: {sorted(types)}")
     value = _coerce(value, types[key], f"{section}.{key}", where)
+    if (section, key) == ("train", "amp") and value not in ("off", "bf16"):
+        raise ValueError(f"{where}: amp = {value!r}; use off or bf16 (fp16 is not offered: the encoder's "
+                         "exp(-2s ELBO) terms span more orders of magnitude than float16 holds)")
     if (section, key) == ("loss", "method") and value not in METHODS:
         raise ValueError(f"{where}: unknown method {value!r}; choose one of {', '.join(METHODS)}")
     if (section, key) == ("data", "category"):

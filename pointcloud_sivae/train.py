@@ -174,6 +174,9 @@ class Trainer:
 
         self.model = SoftIntroVAE(cfg.model).to(self.device)
         self.model.encoder.sync_batchnorm = self.dist.enabled
+        if cfg.train.compile:  # in place: parameter names and checkpoints are unchanged
+            self.model.encoder.compile()
+            self.model.decoder.compile()
         o = cfg.optim
         self.opt_e = torch.optim.Adam(self.model.encoder.parameters(), lr=o.lr_e, betas=(o.beta1, o.beta2))
         self.opt_d = torch.optim.Adam(self.model.decoder.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2))
@@ -318,7 +321,7 @@ class Trainer:
         return chamfer_distance(a, b, point_reduction="sum", backend=self.backend)
 
     def _kl(self, mu, logvar):
-        return gaussian_kl(mu, logvar, self.cfg.model.prior_std)
+        return gaussian_kl(mu.float(), logvar.float(), self.cfg.model.prior_std)
 
     def _check_finite(self, which: str, loss: torch.Tensor, terms: dict) -> None:
         finite = torch.isfinite(loss.detach()).float()
@@ -436,12 +439,14 @@ class Trainer:
         if method not in ("soft-intro", "vae", "intro"):
             raise ValueError(f"unknown method {method!r}; choose one of soft-intro, vae, intro")
         x = x[self._begin_step(x.shape[0])]
-        if method == "vae":
-            terms = self._vae_step(x)
-        else:
-            z_prior = self.cfg.model.prior_std * self._global_randn()
-            z, terms = self._encoder_step(x, z_prior, method)
-            terms["loss_d"] = self._decoder_step(x, z, z_prior, method)
+        amp = self.cfg.train.amp == "bf16"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
+            if method == "vae":
+                terms = self._vae_step(x)
+            else:
+                z_prior = self.cfg.model.prior_std * self._global_randn()
+                z, terms = self._encoder_step(x, z_prior, method)
+                terms["loss_d"] = self._decoder_step(x, z, z_prior, method)
         names = list(terms)
         values = reduce_weighted(torch.stack([terms[k].detach().float() for k in names]), self._share, self.dist)
         return dict(zip(names, values.tolist()))  # one device sync
@@ -470,7 +475,8 @@ class Trainer:
 
     def _reparam(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         """``z = mu + exp(logvar / 2) * eps`` with ``eps`` from this step's global-batch noise."""
-        return mu + (0.5 * logvar).exp() * self._global_randn().to(mu.dtype)
+        mu, logvar = mu.float(), logvar.float()  # float32 latents under bf16 autocast too
+        return mu + (0.5 * logvar).exp() * self._global_randn()
 
     # ----- epochs, validation, logging ---------------------------------------------------
 

@@ -16,4 +16,4 @@ else
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q -c constraints.txt torch==2.13.0
-.venv/bin/python -m pip install -q -c constraints.txt -e ".[keops,viewer,dev]"
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[keops,viewer,graph,dev]"

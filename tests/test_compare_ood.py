@@ -102,3 +102,15 @@ def test_compare_refuses_unknown_methods_and_keys(tmp_path, capsys):
     assert "unknown method(s) ['gan']" in capsys.readouterr().err
     assert eval_main(["compare", "--out", str(tmp_path), "--epochs", "1", "--set", "lr=1"]) == 2
     assert "expected KEY=VALUE with KEY a training config field" in capsys.readouterr().err
+
+
+def test_compare_checks_the_protocol_before_training(airplanes_256, tmp_path, capsys):
+    import shapenet_prep
+
+    root = tmp_path / "sphere"
+    shapenet_prep.prepare_category(shapenet_prep.PrepareOptions(
+        source=SHARED_DATA / "shapenetpart", category="airplane", out=root, num_points=64,
+        normalization="unit_sphere", progress=False))
+    assert eval_main(["compare", "--out", str(tmp_path / "c"), "--epochs", "1", "--data-root", str(root)]) == 2
+    assert "use --protocol norm_box or none" in capsys.readouterr().err
+    assert not (tmp_path / "c" / "runs").exists()  # nothing trained

@@ -1,3 +1,5 @@
+import numpy as np
+import pytest
 import torch
 
 from pointcloud_sivae.model import ModelConfig, SoftIntroVAE, frozen_batchnorm_stats
@@ -44,3 +46,51 @@ def test_frozen_batchnorm_stats_normalises_with_batch_stats_but_keeps_running_st
     torch.testing.assert_close(inside, outside)
     moved = [k for k in before if "running_mean" in k and not torch.equal(before[k], m.state_dict()[k])]
     assert moved
+
+
+@pytest.mark.parametrize("backend", ["torch", "keops"])
+def test_knn_indices_match_brute_force(backend):
+    from pointcloud_sivae.chamfer import knn_indices
+
+    if backend == "keops":
+        pytest.importorskip("pykeops")
+    g = torch.Generator().manual_seed(0)
+    for dim in (3, 64):
+        pts = torch.randn(2, 150, dim, generator=g)
+        idx = knn_indices(pts, 7, backend=backend)
+        d = torch.cdist(pts.double(), pts.double())
+        expected = d.topk(7, dim=2, largest=False).indices
+        assert idx.shape == (2, 150, 7)
+        assert torch.equal(idx[..., 0], torch.arange(150).expand(2, -1))  # each point is its own nearest
+        assert torch.equal(idx.sort(-1).values, expected.sort(-1).values)
+    with pytest.raises(ValueError, match=r"k must be in \[1, 150\]"):
+        knn_indices(pts, 151)
+
+
+def test_dgcnn_encoder_trains_and_round_trips(airplanes_256, tmp_path):
+    pytest.importorskip("torch_geometric")
+    from pointcloud_sivae.checkpoint import load_model, save_checkpoint
+    from pointcloud_sivae.train import Trainer
+
+    from .conftest import tiny_config
+
+    cfg = tiny_config(airplanes_256, tmp_path, "dgcnn", epochs=1)
+    cfg.model.encoder, cfg.model.knn_k = "dgcnn", 8
+    cfg.train.val_every = cfg.train.vis_every = 100
+    t = Trainer.new_run(cfg)
+    before = {k: v.clone() for k, v in t.model.encoder.state_dict().items()}
+    terms = t.train_step(t.train_points[:4], "soft-intro")
+    assert all(np.isfinite(v) for v in terms.values())
+    changed = [k for k, v in t.model.encoder.state_dict().items() if not torch.equal(v, before[k])]
+    assert any(k.startswith("convs.0") for k in changed) and any(k.startswith("embed") for k in changed)
+    save_checkpoint(t.state_dict(), tmp_path / "dgcnn.pt")
+    model, state = load_model(tmp_path / "dgcnn.pt", "cpu")
+    assert state["config"]["model"]["encoder"] == "dgcnn"
+    x = t.train_points[:3]
+    t.model.eval()
+    torch.testing.assert_close(model.encode(x)[0], t.model.encode(x)[0])
+
+
+def test_unknown_encoder_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown encoder 'pointnet2'; use pointnet or dgcnn"):
+        SoftIntroVAE(ModelConfig(num_points=16, encoder="pointnet2"))

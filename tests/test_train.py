@@ -254,3 +254,18 @@ def test_cli_killed_mid_run_resumes_from_last_checkpoint(airplanes_256, tmp_path
     epochs = [json.loads(ln)["epoch"] for ln in (run / "metrics.jsonl").read_text().splitlines()]
     assert epochs == list(range(1, killed_at + 3))
     assert load_checkpoint(run)["epoch"] == killed_at + 2
+
+
+def test_bf16_autocast_step_keeps_losses_in_float32(trainer):
+    trainer.cfg.train.amp = "bf16"
+    x = trainer.train_points[:8]
+    ref = Trainer(trainer.cfg, trainer.run_dir)  # same seed: same initial weights
+    ref.cfg = tiny_config(trainer.cfg.data.data_root, trainer.run_dir.parent, "unit")
+    a = trainer.train_step(x, "soft-intro")
+    b = ref.train_step(x, "soft-intro")
+    assert all(torch.isfinite(torch.tensor(v)) for v in a.values())
+    assert a["rec"] == pytest.approx(b["rec"], rel=0.05) and a["kl_real"] == pytest.approx(b["kl_real"], rel=0.05)
+    from pointcloud_sivae.config import RunConfig, set_field
+
+    with pytest.raises(ValueError, match="use off or bf16"):
+        set_field(RunConfig(), "train", "amp", "fp16")
