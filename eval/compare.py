@@ -145,7 +145,7 @@ def best_per_metric(summary: dict[str, dict[str, dict[str, float]]]) -> dict[str
         if len(have) < 2:
             continue
 
-        def badness(m):
+        def badness(m, metric=metric, direction=direction):
             v = summary[m][metric]["mean"]
             return {"min": v, "max": -v, "half": abs(v - 0.5)}[direction]
 

@@ -60,8 +60,8 @@ def init_from_env(device_name: str) -> DistContext:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistContext()
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() and device_name in ("auto", "cuda") or device_name.startswith("cuda")
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and (device_name == "auto" or device_name.startswith("cuda"))
     if use_cuda:
         torch.cuda.set_device(local)
     if not dist.is_initialized():

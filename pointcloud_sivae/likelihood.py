@@ -185,7 +185,8 @@ def score_clouds(
         for x in points.split(batch_size):
             mu, logvar = model.encode(x)
             log_w = importance_log_weights(
-                lambda z: mixture_log_likelihood(x, model.decode(z), obs_std), mu, logvar, prior_std, num_samples, g)
+                lambda z, x=x: mixture_log_likelihood(x, model.decode(z), obs_std), mu, logvar, prior_std,
+                num_samples, g)
             elbo, iw = log_likelihood_bounds(log_w.double())
             out["elbo"].append(elbo)
             out["log_px_iw"].append(iw)
