@@ -152,7 +152,7 @@ def best_per_metric(summary: dict[str, dict[str, dict[str, float]]]) -> dict[str
         ranked = sorted(have, key=badness)
         a, b = summary[ranked[0]][metric], summary[ranked[1]][metric]
         out[metric] = {"best": ranked[0], "runner_up": ranked[1], "margin": abs(badness(ranked[1]) - badness(ranked[0])),
-                       "clear": abs(badness(ranked[1]) - badness(ranked[0])) > a["std"] + b["std"],
+                       "clear": abs(badness(ranked[1]) - badness(ranked[0])) > (a["std"] + b["std"]) * (1 + 1e-6) + 1e-12,
                        "direction": DIRECTION_TEXT[direction]}
     return out
 
