@@ -33,7 +33,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pointcloud_sivae.chamfer import BACKENDS, chamfer_distance  # noqa: E402
+from pointcloud_sivae.chamfer import BACKENDS, chamfer_distance, resolve_backend  # noqa: E402
 from pointcloud_sivae.config import RunConfig  # noqa: E402
 from bench.naive_step import NaiveStep  # noqa: E402
 from pointcloud_sivae.train import Trainer, select_device  # noqa: E402
@@ -124,10 +124,13 @@ def main() -> int:
         t = timed(lambda: naive.step(x), args.naive_repeats, device)
         rows.append((f"naive {step_name}", "bmm", t, len(x)))
         variants = [(b, "off", False) for b in backends]
+        best = resolve_backend("auto", device)
         if args.amp:
-            variants.append((backends[-1 if "keops" not in backends else backends.index("keops")], "bf16", False))
+            variants.append((best, "bf16", False))
         if args.compile:
-            variants.append((backends[-1 if "keops" not in backends else backends.index("keops")], "off", True))
+            variants.append((best, "off", True))
+        if args.amp and args.compile:
+            variants.append((best, "bf16", True))
         for backend, amp, comp in variants:
             tr = trainer(f"bench-{backend}-{amp}-{comp}", backend, amp, comp)
             label = backend + (" +bf16" if amp == "bf16" else "") + (" +compile" if comp else "")

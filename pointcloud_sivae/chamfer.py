@@ -9,11 +9,12 @@ Backends:
 
 * ``torch``: pure PyTorch, chunked over query points so at most
   ``max_elements`` squared distances exist at once (no ``B x N x M`` blow-up).
+* ``numba``: a CPU kernel with the query points in SIMD lanes (``_nn_kernels.py``).
 * ``keops``: pykeops ``LazyTensor`` argmin (CPU or CUDA), when installed.
 * ``pytorch3d``: ``pytorch3d.ops.knn_points``, when installed.
 
-``backend="auto"`` picks keops, then pytorch3d, then torch; :func:`resolve_backend`
-says which one will run, and the trainer records it.
+``backend="auto"`` picks numba on the CPU and keops, then pytorch3d, then torch on a
+GPU; :func:`resolve_backend` says which one will run, and the trainer records it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import warnings
 
 import torch
 
-BACKENDS = ("torch", "keops", "pytorch3d")
+BACKENDS = ("torch", "numba", "keops", "pytorch3d")
 DEFAULT_MAX_ELEMENTS = 2**25  # squared distances held at once by the torch backend (128 MiB fp32)
 
 
@@ -61,20 +62,23 @@ def _pytorch3d_importable() -> bool:
     return True
 
 
-def resolve_backend(backend: str = "auto") -> str:
-    """Name of the backend that ``backend`` selects.
+def resolve_backend(backend: str = "auto", device="cpu") -> str:
+    """Name of the backend that ``backend`` selects for tensors on ``device``.
 
-    ``auto`` tries KeOps (probing it once, which compiles its kernel on first use),
-    then pytorch3d, then torch; a KeOps that is installed but fails is reported with
-    a warning naming the error. An explicit name is returned as is.
+    ``auto``: on the CPU, the numba kernel (the fastest here: see
+    ``bench/bench_distances.py``); on a GPU, KeOps (probed once, which compiles its
+    kernel on first use), then pytorch3d, then torch. A KeOps that is installed but
+    fails is reported with a warning naming the error. An explicit name is returned as is.
 
     Raises:
         ValueError: unknown backend name.
     """
-    if backend in ("torch", "keops", "pytorch3d"):
+    if backend in BACKENDS:
         return backend
     if backend != "auto":
         raise ValueError(f"unknown Chamfer backend {backend!r}; expected 'auto' or one of {BACKENDS}")
+    if torch.device(device).type == "cpu":
+        return "numba"
     try:
         import pykeops  # noqa: F401
     except ImportError:
@@ -132,7 +136,21 @@ def _nn_pytorch3d(x: torch.Tensor, y: torch.Tensor):
     return knn_points(x, y, K=1).idx[..., 0], knn_points(y, x, K=1).idx[..., 0]
 
 
-_NN = {"torch": _nn_torch, "keops": _nn_keops, "pytorch3d": _nn_pytorch3d}
+def _nn_numba(x: torch.Tensor, y: torch.Tensor):
+    if x.device.type != "cpu":
+        raise ValueError("the numba nearest-neighbour backend runs on the CPU; use keops, pytorch3d or torch on "
+                         f"{x.device}")
+    from pointcloud_sivae._nn_kernels import nearest_both
+
+    X = x.float().transpose(1, 2).contiguous().numpy()
+    Y = y.float().transpose(1, 2).contiguous().numpy()
+    idx_xy = torch.empty(x.shape[0], x.shape[1], dtype=torch.int64)
+    idx_yx = torch.empty(y.shape[0], y.shape[1], dtype=torch.int64)
+    nearest_both(X, Y, idx_xy.numpy(), idx_yx.numpy())
+    return idx_xy, idx_yx
+
+
+_NN = {"torch": _nn_torch, "numba": _nn_numba, "keops": _nn_keops, "pytorch3d": _nn_pytorch3d}
 
 
 def nearest_neighbors(x: torch.Tensor, y: torch.Tensor, backend: str = "auto"):
@@ -152,7 +170,7 @@ def nearest_neighbors(x: torch.Tensor, y: torch.Tensor, backend: str = "auto"):
     """
     _validate(x, y)
     with torch.no_grad():
-        return _NN[resolve_backend(backend)](x.detach(), y.detach())
+        return _NN[resolve_backend(backend, x.device)](x.detach(), y.detach())
 
 
 def _sq_dist_to_neighbors(points: torch.Tensor, others: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

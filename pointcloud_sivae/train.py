@@ -150,7 +150,7 @@ class Trainer:
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
         torch.manual_seed(cfg.train.seed)
-        self.backend = resolve_backend(cfg.loss.chamfer_backend)
+        self.backend = resolve_backend(cfg.loss.chamfer_backend, self.device)
 
         train = load_split(cfg.data.data_root, cfg.data.category, "train")
         val = load_split(cfg.data.data_root, cfg.data.category, "val")
