@@ -209,6 +209,7 @@ def run_compare(args) -> dict:
     bad = [m for m in args.methods if m not in METHODS]
     if bad:
         raise ValueError(f"unknown method(s) {bad}; choose from {', '.join(METHODS)}")
+    _train_config(args, args.methods[0], args.seeds[0])  # flags and config file checked before anything runs
     _check_protocol(args)  # before hours of training, not after
     args.out.mkdir(parents=True, exist_ok=True)
     per_run: dict[str, list[dict]] = {m: [] for m in args.methods}
