@@ -14,20 +14,19 @@ implementations, units and run time next to the numbers.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from eval._io import provenance, write_json
 from eval.evaluate import DISPLAY, GenerationEvaluator, format_table, reconstruction_metrics, summarize
 from eval.protocols import PROTOCOLS
-from pointcloud_sivae.checkpoint import CheckpointError
+from pointcloud_sivae.checkpoint import CheckpointError, run_dir_of
+from pointcloud_sivae.data import load_manifest, load_split
 from pointcloud_sivae.inference import Inference
-from pointcloud_sivae.data import load_split
-from pointcloud_sivae.train import _git_revision, select_device
+from pointcloud_sivae.train import select_device
 
 DISPLAY_SCALE = {k: unit or "x1" for k, (_, unit) in DISPLAY.items()}
 VALUES_ARE = ("raw: Chamfer distance squared L2 and EMD Euclidean, both mean over points in the protocol's "
@@ -110,23 +109,11 @@ def _checkpoint_context(args):
     if split.points.shape[1] != inf.num_points:
         raise ValueError(f"mismatched point counts: the model outputs {inf.num_points} points, "
                          f"the {args.split} split under {inf.data_root} has {split.points.shape[1]}")
-    path = inf.checkpoint
-    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    return inf, split, run_dir
-
-
-def _write(result: dict, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(out)
-    print(f"wrote {out}", file=sys.stderr)
+    return inf, split, run_dir_of(inf.checkpoint)
 
 
 def _header(args, t0: float) -> dict:
-    return {"command": sys.argv, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "git_revision": _git_revision(), "protocol": args.protocol, "values_are": VALUES_ARE,
-            "display_scale": DISPLAY_SCALE,
+    return {**provenance(), "protocol": args.protocol, "values_are": VALUES_ARE, "display_scale": DISPLAY_SCALE,
             "run_time_s": round(time.perf_counter() - t0, 3)}
 
 
@@ -152,7 +139,7 @@ def run_generation(args) -> dict:
               "prior_std": inf.model.config.prior_std, "distance_implementations": ev.distance_implementations(),
               "metrics": summary, "per_seed": per_seed, "timings": ev.timings}
     result["run_time_s"] = round(time.perf_counter() - t0, 3)
-    _write(result, args.out or run_dir / "eval" / f"generation_{args.split}_{args.protocol}.json")
+    write_json(result, args.out or run_dir / "eval" / f"generation_{args.split}_{args.protocol}.json")
     return result
 
 
@@ -170,7 +157,7 @@ def run_reconstruction(args) -> dict:
               "split": args.split, "data_normalization": split.manifest["normalization"],
               "num_shapes": len(rec), "num_points": int(rec.shape[1]), "ids": split.ids,
               "reconstruction": "decoder(posterior mean)", **res}
-    _write(result, args.out or run_dir / "eval" / f"reconstruction_{args.split}_{args.protocol}.json")
+    write_json(result, args.out or run_dir / "eval" / f"reconstruction_{args.split}_{args.protocol}.json")
     return result
 
 
@@ -189,7 +176,7 @@ def run_sets(args) -> dict:
               "num_samples": len(sample), "num_reference": len(ref), "num_points": int(ref.shape[1]),
               "distance_implementations": ev.distance_implementations(), "metrics": summary,
               "timings": ev.timings}
-    _write(result, args.out or Path("eval_results") / f"sets_{args.sample.stem}_vs_{args.reference.stem}.json")
+    write_json(result, args.out or Path("eval_results") / f"sets_{args.sample.stem}_vs_{args.reference.stem}.json")
     return result
 
 
@@ -199,11 +186,10 @@ def run_ood(args) -> dict:
     t0 = time.perf_counter()
     inf = Inference(args.checkpoint, args.device, args.data_root)
     category = inf.config["data"]["category"]
-    path = inf.checkpoint
-    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    run_dir = run_dir_of(inf.checkpoint)
     in_split = load_split(inf.data_root, category, args.in_split)
     ood_points, ood_ids, frame_note = load_ood_set(inf, args.ood_data, args.ood_category, args.ood_split)
-    ood_name = load_split(args.ood_data, args.ood_category, "train").manifest["category"]
+    ood_name = load_manifest(args.ood_data, args.ood_category)["category"]
     obs_std, obs_how = resolve_obs_std(inf, args.obs_std, load_split(inf.data_root, category, "train").points.numpy())
     print(f"observation model: Gaussian mixture, sigma {obs_std:.5g} ({obs_how}); {frame_note}", file=sys.stderr)
     kw = {"obs_std": obs_std, "num_samples": args.num_samples, "seed": args.seed}
@@ -220,8 +206,7 @@ def run_ood(args) -> dict:
         lines.append(f"{k:<12} {s_in[k].mean():>12.5g} {s_out[k].mean():>12.5g} {results[k]:>7.3f}  "
                      + ("low" if sign < 0 else "high"))
     print("\n".join(lines))
-    result = {"command": sys.argv, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-              "git_revision": _git_revision(), "kind": "ood", "checkpoint": str(inf.checkpoint), "epoch": inf.state["epoch"],
+    result = {**provenance(), "kind": "ood", "checkpoint": str(inf.checkpoint), "epoch": inf.state["epoch"],
               "method": inf.config["loss"].get("method", "soft-intro"),
               "in_distribution": {"category": category, "data_root": str(inf.data_root), "split": args.in_split,
                                   "num_shapes": len(in_split.ids)},
@@ -240,7 +225,7 @@ def run_ood(args) -> dict:
                          "ood": {"ids": ood_ids, **{k: v.tolist() for k, v in s_out.items()}}},
               "histograms": str(out_dir / "ood_histograms.png")}
     result["run_time_s"] = round(time.perf_counter() - t0, 3)
-    _write(result, out_dir / "ood.json")
+    write_json(result, out_dir / "ood.json")
     return result
 
 

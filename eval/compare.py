@@ -15,7 +15,6 @@ seeds, training time, and the best method per metric with its margin.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from eval._io import provenance, write_json
 from eval.evaluate import DISPLAY, GenerationEvaluator, reconstruction_metrics
 from eval.protocols import PROTOCOLS
 
@@ -203,7 +203,6 @@ def _check_protocol(args) -> None:
 
 def run_compare(args) -> dict:
     from pointcloud_sivae.config import METHODS
-    from pointcloud_sivae.train import _git_revision
 
     t0 = time.perf_counter()
     bad = [m for m in args.methods if m not in METHODS]
@@ -229,8 +228,7 @@ def run_compare(args) -> dict:
     ev = ev_cache["ev"]
     cfg = _train_config(args, args.methods[0], args.seeds[0]).to_dict()
     result = {
-        "command": sys.argv, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "git_revision": _git_revision(), "kind": "compare", "category": args.category, "data_root": args.data_root,
+        **provenance(), "kind": "compare", "category": args.category, "data_root": args.data_root,
         "methods": args.methods, "seeds": args.seeds, "epochs": args.epochs,
         "checkpoint_choice": args.checkpoint_choice, "protocol": args.protocol,
         "data_normalization": ev.normalization, "num_reference": int(len(ev.reference)),
@@ -243,11 +241,9 @@ def run_compare(args) -> dict:
         "summary": summary, "best": best_per_metric(summary), "per_run": per_run,
     }
     result["run_time_s"] = round(time.perf_counter() - t0, 3)
-    (args.out / "comparison.md").write_text(to_markdown(result))
-    tmp = args.out / "comparison.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(args.out / "comparison.json")
-    print(to_markdown(result))
-    print(f"wrote {args.out / 'comparison.md'} and comparison.json", file=sys.stderr)
+    markdown = to_markdown(result)
+    (args.out / "comparison.md").write_text(markdown)
+    write_json(result, args.out / "comparison.json")
+    print(markdown)
     return result
 

@@ -53,6 +53,12 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
     return path
 
 
+def run_dir_of(checkpoint: Path) -> Path:
+    """The run folder of a checkpoint file: ``<run>`` for ``<run>/checkpoints/x.pt``, else its folder."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+
+
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """Load a checkpoint safely (``torch.load(weights_only=True)``).
 

@@ -57,6 +57,7 @@ from pointcloud_sivae.checkpoint import (
     CheckpointError,
     load_checkpoint,
     resolve_checkpoint_path,
+    run_dir_of,
     save_checkpoint,
 )
 from pointcloud_sivae.config import (
@@ -245,7 +246,7 @@ class Trainer:
                 f"incompatible with the checkpoint's config: {', '.join(conflicts)}. A resumed run keeps its "
                 f"config (only {sorted(RESUMABLE_OVERRIDES)} may change); start a new run instead"
             )
-        run_dir = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
+        run_dir = run_dir_of(ckpt_path)
         trainer = cls(cfg, run_dir, state=state, dist_ctx=dist_ctx)
         trainer._write_run_files(resumed_from=str(ckpt_path))
         return trainer
@@ -592,13 +593,11 @@ class Trainer:
         steps_per_epoch = len(self._batches(1))
         remaining = max(0, cfg.optim.epochs - self.epoch) * steps_per_epoch
         bar = tqdm(total=remaining, disable=not (cfg.train.progress and main), unit="step", dynamic_ncols=True)
-        if not main:
-            pass
-        elif self.epoch == 0:
+        if main and self.epoch == 0:
             print(f"training {cfg.data.category} on {self.device} ({len(self.train_points)} train / "
                   f"{len(self.val_points)} val shapes, {cfg.model.num_points} points), Chamfer backend "
                   f"{self.backend}; {self.dist.world_size} process(es); run folder {self.run_dir}", file=sys.stderr)
-        else:
+        elif main:
             print(f"resuming {self.run_dir} after epoch {self.epoch} (step {self.global_step})", file=sys.stderr)
         try:
             while self.epoch < cfg.optim.epochs:
