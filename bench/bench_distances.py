@@ -28,55 +28,20 @@ import argparse
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.common import matmul_peak, real_clouds, timed  # noqa: E402
 from bench.naive_step import reference_chamfer  # noqa: E402
 from eval.distances import CHAMFER_BACKENDS, pairwise_chamfer  # noqa: E402
 from pointcloud_sivae.chamfer import BACKENDS, chamfer_distance  # noqa: E402
 from pointcloud_sivae.train import select_device  # noqa: E402
 
 FLOPS_PER_PAIR = 8
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, repeats, device, warmup=1):
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        out.append(time.perf_counter() - t0)
-    return out
-
-
-def matmul_peak(device, repeats: int = 5) -> float:
-    n = 4096 if device.type == "cpu" else 8192
-    a = torch.randn(n, n, device=device)
-    t = timed(lambda: a @ a, repeats, device)
-    return 2 * n**3 / statistics.median(t) / 1e9
-
-
-def real_clouds(source: Path, count: int, num_points: int) -> np.ndarray:
-    from shapenet_prep import shapenetpart
-    from shapenet_prep.common import Sampling
-
-    refs = shapenetpart.list_shapes(source, "02691156")
-    return np.stack([shapenetpart.load(refs[k % len(refs)], Sampling(num_points, seed=k // len(refs)))[0]
-                     for k in range(count)]).astype(np.float32)
 
 
 def main() -> int:

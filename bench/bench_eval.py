@@ -26,33 +26,16 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.common import real_clouds  # noqa: E402
+from bench.naive_step import reference_chamfer  # noqa: E402
 from eval.distances import emd_approx, emd_exact  # noqa: E402
 from eval.evaluate import GenerationEvaluator  # noqa: E402
 from pointcloud_sivae.train import select_device  # noqa: E402
-from shapenet_prep import shapenetpart  # noqa: E402
-from shapenet_prep.common import Sampling  # noqa: E402
-
-
-def real_clouds(source: Path, count: int, num_points: int) -> np.ndarray:
-    refs = shapenetpart.list_shapes(source, "02691156")
-    return np.stack([shapenetpart.load(refs[k % len(refs)], Sampling(num_points, seed=k // len(refs)))[0]
-                     for k in range(count)])
-
-
-def naive_chamfer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """PointFlow's ``distChamfer``: full (B, N, M) matrices from three bmm, then both minima."""
-    xx, yy, zz = torch.bmm(a, a.transpose(2, 1)), torch.bmm(b, b.transpose(2, 1)), torch.bmm(a, b.transpose(2, 1))
-    idx = torch.arange(a.shape[1], device=a.device)
-    rx = xx[:, idx, idx].unsqueeze(1).expand_as(xx)
-    ry = yy[:, idx, idx].unsqueeze(1).expand_as(yy)
-    P = rx.transpose(2, 1) + ry - 2 * zz
-    return P.min(1)[0].mean(1) + P.min(2)[0].mean(1)
 
 
 def naive_rows_time(sample: torch.Tensor, ref: torch.Tensor, rows: int, batch: int, device) -> float:
@@ -62,7 +45,7 @@ def naive_rows_time(sample: torch.Tensor, ref: torch.Tensor, rows: int, batch: i
         for i in range(rows):
             for s in range(0, len(ref), batch):
                 r = ref[s : s + batch]
-                naive_chamfer(sample[i : i + 1].expand(len(r), -1, -1).contiguous(), r)
+                reference_chamfer(sample[i : i + 1].expand(len(r), -1, -1).contiguous(), r, "mean")
     if device.type == "cuda":
         torch.cuda.synchronize()
     return (time.perf_counter() - t0) / (rows * len(ref))

@@ -25,7 +25,6 @@ import platform
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -35,27 +34,10 @@ sys.path.insert(0, str(REPO))
 
 from pointcloud_sivae.chamfer import BACKENDS, chamfer_distance, resolve_backend  # noqa: E402
 from pointcloud_sivae.config import RunConfig  # noqa: E402
+from bench.common import matmul_peak, timed  # noqa: E402
 from bench.naive_step import NaiveStep  # noqa: E402
 from pointcloud_sivae.train import Trainer, select_device  # noqa: E402
 from shapenet_prep import PrepareOptions, prepare_category  # noqa: E402
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, repeats: int, device, warmup: int = 1) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return times
 
 
 def usable_backends(device) -> list[str]:
@@ -78,12 +60,6 @@ def encoder_step_flops(cfg, batch: int, points: int) -> float:
     widths = (3,) + tuple(cfg.model.encoder_channels)
     fwd = sum(2 * batch * points * a * b for a, b in zip(widths[:-1], widths[1:]))
     return 3 * 3 * fwd + 2 * 2 * fwd
-
-
-def matmul_peak(device, repeats: int = 5) -> float:
-    n = 4096
-    a = torch.randn(n, n, device=device)
-    return 2 * n**3 / statistics.median(timed(lambda: a @ a, repeats, device)) / 1e9
 
 
 def main() -> int:

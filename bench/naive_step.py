@@ -25,8 +25,9 @@ import torch
 from pointcloud_sivae.losses import gaussian_kl
 
 
-def reference_chamfer(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Summed-over-points Chamfer distance (B,) via dense bmm Gram matrices, as the reference."""
+def reference_chamfer(x: torch.Tensor, y: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
+    """Chamfer distance (B,) via dense bmm Gram matrices, as the public reference codes compute it:
+    ``sum`` over points (Soft-IntroVAE's ``ChamferLoss``) or ``mean`` (PointFlow's ``distChamfer``)."""
     xx = torch.bmm(x, x.transpose(2, 1))
     yy = torch.bmm(y, y.transpose(2, 1))
     zz = torch.bmm(x, y.transpose(2, 1))
@@ -35,6 +36,8 @@ def reference_chamfer(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     rx = xx[:, ix, ix].unsqueeze(1).expand_as(zz.transpose(2, 1))
     ry = yy[:, iy, iy].unsqueeze(1).expand_as(zz)
     P = rx.transpose(2, 1) + ry - 2 * zz
+    if reduction == "mean":
+        return P.min(1)[0].mean(1) + P.min(2)[0].mean(1)
     return P.min(1)[0].sum(1) + P.min(2)[0].sum(1)
 
 
