@@ -3,7 +3,7 @@
 The two real ShapeNetCore.v2 meshes are copied into a ShapeNetCore-style folder
 (``--copies`` shapes in all, alternating the two) and prepared with 1 and with
 ``--workers`` processes, from a cold cache each time; the 20 ONet benches are
-timed the same way. Prints a table of shapes/s and shapes/s per worker.
+timed the same way, and so are the 626 ModelNet40 airplanes (``.txt``). Prints a table of shapes/s and shapes/s per worker.
 
     python bench/bench_prep.py [--copies 60] [--workers 2] [--num-points 2048]
 """
@@ -59,6 +59,13 @@ def main() -> int:
                 dt = timed_prepare(source=args.data / "onet", category="bench", format="onet",
                                    num_points=args.num_points, workers=workers)
                 rows.append(("ONet pointcloud.npz", workers, 20, dt))
+        mn40 = args.data / "modelnet40" / "modelnet40_normal_resampled"
+        if (mn40 / "airplane").is_dir():
+            count = len(list((mn40 / "airplane").glob("airplane_*.txt")))
+            for workers in sorted({1, args.workers}):
+                dt = timed_prepare(source=mn40, category="airplane", format="modelnet40",
+                                   num_points=args.num_points, workers=workers)
+                rows.append(("ModelNet40 .txt", workers, count, dt))
     print(f"\n{os.cpu_count()} CPUs; {args.num_points} points per shape; cold cache each run")
     print(f"{'source':<22} {'workers':>7} {'shapes':>7} {'seconds':>8} {'shapes/s':>9} {'per worker':>10}")
     for name, w, n, dt in rows:

@@ -120,3 +120,34 @@ def synset_of(name_or_synset: str) -> str:
         ValueError: unknown category (see :func:`canonical_category`).
     """
     return CATEGORY_TO_SYNSET[canonical_category(name_or_synset)]
+
+
+# The 40 classes of ModelNet40 (Wu et al., CVPR 2015), in the order of the PointNet++
+# release's ``modelnet40_shape_names.txt`` (the HDF5 release's labels index this list).
+MODELNET40_CLASSES: tuple[str, ...] = (
+    "airplane", "bathtub", "bed", "bench", "bookshelf", "bottle", "bowl", "car", "chair", "cone",
+    "cup", "curtain", "desk", "door", "dresser", "flower_pot", "glass_box", "guitar", "keyboard", "lamp",
+    "laptop", "mantel", "monitor", "night_stand", "person", "piano", "plant", "radio", "range_hood", "sink",
+    "sofa", "stairs", "stool", "table", "tent", "toilet", "tv_stand", "vase", "wardrobe", "xbox",
+)
+
+
+def dataset_category(name: str) -> str:
+    """The folder name of a prepared category: a ShapeNet category or a ModelNet40 class.
+
+    A ShapeNet name, alias or synset id gives its canonical ShapeNet name (``"plane"`` ->
+    ``"airplane"``); otherwise a ModelNet40 class name is taken as it is (``"night_stand"``).
+
+    Raises:
+        ValueError: neither; the message lists the valid names of both collections.
+    """
+    try:
+        return canonical_category(name)
+    except ValueError:
+        key = name.strip().lower().replace("-", "_").replace(" ", "_")
+        if key in MODELNET40_CLASSES:
+            return key
+        raise ValueError(
+            f"unknown category {name!r}: not a ShapeNetCore category ({', '.join(sorted(CATEGORY_TO_SYNSET))}) "
+            f"nor a ModelNet40 class ({', '.join(MODELNET40_CLASSES)})"
+        ) from None

@@ -17,7 +17,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pointcloud_sivae.categories import canonical_category
+from pointcloud_sivae.categories import dataset_category
 from pointcloud_sivae.model import ModelConfig
 
 
@@ -159,7 +159,7 @@ def set_field(cfg: RunConfig, section: str, key: str, value, *, where: str = "co
     if (section, key) == ("loss", "method") and value not in METHODS:
         raise ValueError(f"{where}: unknown method {value!r}; choose one of {', '.join(METHODS)}")
     if (section, key) == ("data", "category"):
-        value = canonical_category(value)  # "plane" and "02691156" both mean "airplane"
+        value = dataset_category(value)  # "plane" and "02691156" both mean "airplane"
     setattr(getattr(cfg, section), key, value)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pointcloud_sivae.categories import canonical_category
+from pointcloud_sivae.categories import dataset_category
 
 PREP_HINT = (
     "prepare it with: python -m shapenet_prep --format shapenetpart "
@@ -42,7 +42,7 @@ class PreparedSplit:
 
 def category_dir(root: str | Path, category: str) -> Path:
     """``<root>/<canonical category>``; raises ``ValueError`` for an unknown category."""
-    return Path(root) / canonical_category(category)
+    return Path(root) / dataset_category(category)
 
 
 def load_manifest(root: str | Path, category: str) -> dict:
@@ -54,7 +54,7 @@ def load_manifest(root: str | Path, category: str) -> dict:
     """
     path = category_dir(root, category) / "manifest.json"
     if not path.is_file():
-        name = canonical_category(category)
+        name = dataset_category(category)
         raise MissingDataError(f"no prepared data for {name!r}: {path} not found; "
                                + PREP_HINT.format(category=name, root=root))
     return json.loads(path.read_text())

@@ -51,7 +51,7 @@ from tqdm import tqdm
 from eval.distances import pairwise_chamfer
 from eval.jsd import jsd_between_sets
 from eval.metrics import coverage, mmd, one_nn_accuracy
-from pointcloud_sivae.categories import canonical_category
+from pointcloud_sivae.categories import dataset_category
 from pointcloud_sivae.chamfer import chamfer_distance, resolve_backend
 from pointcloud_sivae.checkpoint import (
     CheckpointError,
@@ -199,7 +199,7 @@ class Trainer:
     @classmethod
     def new_run(cls, cfg: RunConfig, dist_ctx: DistContext | None = None) -> "Trainer":
         """Start a run in ``<out_dir>/<run_name>`` (a fresh folder)."""
-        cfg.data.category = canonical_category(cfg.data.category)
+        cfg.data.category = dataset_category(cfg.data.category)
         name = cfg.train.run_name or f"{cfg.data.category}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
         if dist_ctx is not None and dist_ctx.enabled:  # one name for all processes: rank 0's
             box = [name]

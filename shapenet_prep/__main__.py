@@ -19,11 +19,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--format", choices=sorted(FORMATS), default="shapenetpart",
                    help="mesh: ShapeNetCore v1/v2 meshes; shapenetpart: .txt; pc15k: PointFlow .npy; "
-                        "l3dp: latent_3d_points .ply; onet: Occupancy Networks pointcloud.npz; hdf5: data/label .h5")
+                        "l3dp: latent_3d_points .ply; onet: Occupancy Networks pointcloud.npz; hdf5: data/label .h5 "
+                        "(ModelNet40's modelnet40_ply_hdf5_2048 included); modelnet40: PointNet++ "
+                        "modelnet40_normal_resampled .txt")
     p.add_argument("--source", type=Path, required=True,
-                   help="release root holding one folder per synset (hdf5: a .h5 file or a folder of them)")
+                   help="release root holding one folder per synset (modelnet40: one folder per class; "
+                        "hdf5: a .h5 file or a folder of them)")
     p.add_argument("--category", required=True, nargs="+",
-                   help="category names or synset ids, e.g. airplane 03001627")
+                   help="category names or synset ids, e.g. airplane 03001627 (modelnet40, or hdf5 with a "
+                        "shape_names.txt: class names, e.g. airplane night_stand)")
     p.add_argument("--out", type=Path, default=Path("data/shapenet"), help="prepared data root")
     p.add_argument("--num-points", type=int, default=2048, help="points per cloud (uniform random subset)")
     p.add_argument("--normalization", choices=NORMALIZATIONS, default="none")
@@ -33,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="malformed source file: report and skip it, or stop with nothing written")
     p.add_argument("--sampling", choices=SAMPLING_METHODS, default="uniform",
                    help="meshes: area-weighted uniform surface samples, or Poisson-disk")
-    p.add_argument("--normals", action="store_true", help="also store per-point normals (mesh, onet)")
+    p.add_argument("--normals", action="store_true", help="also store per-point normals (mesh, onet, modelnet40)")
     p.add_argument("--h5-label", type=int, help="hdf5: keep only shapes with this label")
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)), help="parallel worker processes")
     p.add_argument("--retry-failed", action="store_true", help="retry shapes that failed in an earlier run")

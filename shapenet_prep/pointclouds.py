@@ -7,7 +7,9 @@
   float16); ``<synset>/{train,val,test}.lst`` are honoured when present.
 * ``hdf5``: ``.h5`` bundles holding ``data`` (M, P, 3+) and ``label`` (M,) arrays (a file,
   or every ``.h5`` in a folder); the split comes from the file name when it says one;
-  ``--h5-label`` keeps one label value.
+  ``--h5-label`` keeps one label value. Where a ``shape_names.txt`` lies beside the files
+  (ModelNet40's ``modelnet40_ply_hdf5_2048``), ``--category`` names the class and its
+  label is its line in that file.
 
 Each ``load`` returns a uniform random subset (without replacement) of the release's
 points, seeded per shape.
@@ -83,10 +85,36 @@ class ONet:
 
 class HDF5:
     @staticmethod
-    def list_shapes(source: Path, synset: str, h5_label: int | None = None, **_) -> list[ShapeRef]:
+    def shape_names(source: Path) -> tuple[list[str], Path] | None:
+        """The class names of a labelled release (``shape_names.txt`` beside the ``.h5`` files,
+        as in ModelNet40's ``modelnet40_ply_hdf5_2048``), or None when there is no such file."""
+        folder = Path(source) if Path(source).is_dir() else Path(source).parent
+        path = folder / "shape_names.txt"
+        if not path.is_file():
+            return None
+        return [line.strip() for line in path.read_text().splitlines() if line.strip()], path
+
+    @staticmethod
+    def label_of(source: Path, category: str) -> int:
+        """The label of class ``category`` in ``shape_names.txt`` (its line number, from 0).
+
+        Raises:
+            ValueError: the class is not in the file; the message lists the classes.
+        """
+        names, path = HDF5.shape_names(source)
+        key = category.strip().lower().replace("-", "_").replace(" ", "_")
+        if key not in names:
+            raise ValueError(f"unknown class {category!r}: {path} lists {', '.join(names)}")
+        return names.index(key)
+
+    @staticmethod
+    def list_shapes(source: Path, synset: str, h5_label: int | None = None, category: str = "",
+                    **_) -> list[ShapeRef]:
         import h5py
 
         source = Path(source)
+        if h5_label is None and HDF5.shape_names(source) is not None:
+            h5_label = HDF5.label_of(source, category)  # --category airplane picks the label by name
         files = [source] if source.is_file() else sorted(source.glob("*.h5")) + sorted(source.glob("*.hdf5"))
         if not files:
             raise FileNotFoundError(f"no .h5 files at {source}")

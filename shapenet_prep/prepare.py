@@ -39,14 +39,15 @@ from tqdm import tqdm
 
 from pointcloud_sivae.categories import canonical_category, synset_of
 from pointcloud_sivae.normalization import NORMALIZATIONS, fit_global_stats, normalization_params, normalize
-from shapenet_prep import meshes, shapenetpart
+from shapenet_prep import meshes, modelnet40, shapenetpart
 from shapenet_prep.common import Sampling, ShapeRef
 from shapenet_prep.errors import MalformedShapeError
 from shapenet_prep.pointclouds import HDF5, L3DP, PC15k, ONet
 
 MANIFEST_VERSION = 2
 SPLITS = ("train", "val", "test")
-FORMATS = {"shapenetpart": shapenetpart, "mesh": meshes, "pc15k": PC15k, "l3dp": L3DP, "onet": ONet, "hdf5": HDF5}
+FORMATS = {"shapenetpart": shapenetpart, "mesh": meshes, "pc15k": PC15k, "l3dp": L3DP, "onet": ONet, "hdf5": HDF5,
+           "modelnet40": modelnet40}
 SAMPLING_METHODS = ("uniform", "poisson")
 
 
@@ -96,8 +97,8 @@ def _validate(opts: PrepareOptions) -> None:
     fr = opts.split_fractions
     if len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1.0) > 1e-6:
         raise ValueError(f"--split needs three non-negative fractions summing to 1, got {fr}")
-    if opts.normals and opts.format not in ("mesh", "onet"):
-        raise ValueError(f"--normals is available for the mesh and onet formats, not {opts.format!r}")
+    if opts.normals and opts.format not in ("mesh", "onet", "modelnet40"):
+        raise ValueError(f"--normals is available for the mesh, onet and modelnet40 formats, not {opts.format!r}")
 
 
 def split_ids(ids: list[str], fractions, seed: int) -> dict[str, list[str]]:
@@ -198,11 +199,41 @@ def _load_all(opts: PrepareOptions, category: str, refs: list[ShapeRef]):
 
 # ----- stage 3: split, normalise, write ------------------------------------------------------
 
-def _splits(refs: list[ShapeRef], usable: list[str], opts: PrepareOptions) -> tuple[dict, str]:
-    official = {r.model_id: r.split for r in refs if r.model_id in usable}
-    if usable and all(official.values()):
-        return {s: sorted(i for i, sp in official.items() if sp == s) for s in SPLITS}, "official (from the release)"
-    return split_ids(usable, opts.split_fractions, opts.split_seed), "seeded"
+def _splits(refs: list[ShapeRef], usable: list[str], opts: PrepareOptions) -> tuple[dict, str, dict]:
+    """The split of the usable shapes: ``(splits, summary, origin per split)``.
+
+    * every usable shape has an official split and all three are present: the release's;
+    * no shape has one: a seeded split of all shapes by ``split_fractions``;
+    * the release gives some splits but not all (ModelNet40 has no val list; a copy may
+      lack its test list): the splits it gives are kept, and each missing one is carved,
+      seeded, from the shapes of the official train split plus any shape no list names,
+      in the proportions of ``split_fractions`` (train keeps the rest).
+    """
+    usable_set = set(usable)
+    official = {r.model_id: r.split for r in refs if r.model_id in usable_set}
+    given = {sp for sp in official.values() if sp}
+    if usable and all(official.values()) and given == set(SPLITS):
+        return ({s: sorted(i for i, sp in official.items() if sp == s) for s in SPLITS}, "official (from the release)",
+                {s: "official (from the release)" for s in SPLITS})
+    if not given or given == set(SPLITS):  # nothing official, or some shapes unlisted: seeded for all
+        return (split_ids(usable, opts.split_fractions, opts.split_seed), "seeded",
+                {s: f"seeded (split_seed {opts.split_seed}, fractions {list(opts.split_fractions)})" for s in SPLITS})
+    missing = [s for s in SPLITS if s not in given]
+    pool = sorted(i for i, sp in official.items() if sp in (None, "train"))
+    fr = dict(zip(SPLITS, opts.split_fractions))
+    share = fr["train"] + sum(fr[s] for s in missing)
+    carved = split_ids(pool, (fr["train"] / share, *(fr[s] / share if s in missing else 0.0 for s in ("val", "test"))),
+                       opts.split_seed)
+    splits = {s: carved[s] if s in missing or s == "train" else sorted(i for i, sp in official.items() if sp == s)
+              for s in SPLITS}
+    unlisted = sum(1 for sp in official.values() if sp is None)
+    pool_text = "the official train split" + (f" and {unlisted} unlisted shape(s)" if unlisted else "")
+    origin = {s: (f"seeded: carved from {pool_text} (split_seed {opts.split_seed}, fraction "
+                  f"{fr[s] / share:.4f} of {len(pool)}); the release has no {s} list" if s in missing else
+                  f"official (from the release)" if s != "train" else
+                  f"official (from the release), less the shapes carved out for {' and '.join(missing)}")
+              for s in SPLITS}
+    return splits, f"official {'/'.join(sorted(given))}, seeded {'/'.join(missing)}", origin
 
 
 def _write_atomically(target: Path, arrays: dict[str, dict], manifest: dict, report: str, overwrite: bool) -> None:
@@ -227,6 +258,25 @@ def _write_atomically(target: Path, arrays: dict[str, dict], manifest: dict, rep
             shutil.rmtree(tmp)
 
 
+def _resolve_category(opts: PrepareOptions) -> tuple[str, str | None, dict]:
+    """``(folder name, ShapeNet synset or None, release fields for the manifest)``.
+
+    ModelNet40 (its text release, or an HDF5 release with ``shape_names.txt``) names classes,
+    not synsets: the class is checked against the release's list. Everything else is ShapeNet.
+    """
+    if opts.format == "modelnet40":
+        category = modelnet40.check_class(opts.source, opts.category)
+        return category, None, modelnet40.release_info(opts.source, category)
+    if opts.format == "hdf5" and HDF5.shape_names(opts.source) is not None:
+        names, path = HDF5.shape_names(opts.source)
+        label = opts.h5_label if opts.h5_label is not None else HDF5.label_of(opts.source, opts.category)
+        category = names[label] if opts.h5_label is None else opts.category.strip().lower()
+        return category, None, {"collection": "ModelNet40" if len(names) == 40 else "labelled HDF5",
+                                "class": category, "class_names_from": str(path), "h5_label_used": label}
+    category = canonical_category(opts.category)
+    return category, synset_of(category), {"collection": "ShapeNet"}
+
+
 def prepare_category(opts: PrepareOptions) -> dict:
     """Prepare one category; returns the manifest written to ``<out>/<category>/manifest.json``.
 
@@ -238,8 +288,7 @@ def prepare_category(opts: PrepareOptions) -> dict:
     """
     _validate(opts)
     log = opts.log or sys.stderr
-    category = canonical_category(opts.category)
-    synset = synset_of(category)
+    category, synset, release = _resolve_category(opts)
     target = Path(opts.out) / category
     if (target / "manifest.json").exists() and not opts.overwrite:
         existing = json.loads((target / "manifest.json").read_text())
@@ -247,7 +296,7 @@ def prepare_category(opts: PrepareOptions) -> dict:
             print(f"{target} is already prepared with these options; nothing to do", file=log)
             return existing
         raise FileExistsError(f"{target} already exists with other options; pass --overwrite to replace it")
-    refs = FORMATS[opts.format].list_shapes(Path(opts.source), synset, h5_label=opts.h5_label)
+    refs = FORMATS[opts.format].list_shapes(Path(opts.source), synset, h5_label=opts.h5_label, category=category)
     if not refs:
         raise FileNotFoundError(f"no shapes found for {category} ({synset}) under {opts.source}")
 
@@ -256,7 +305,7 @@ def prepare_category(opts: PrepareOptions) -> dict:
         print(f"skipped {s['file']}: {s['reason']}", file=log)
     if not clouds:
         raise MalformedShapeError(opts.source, f"none of the {len(refs)} shapes could be used")
-    splits, split_source = _splits(refs, list(clouds), opts)
+    splits, split_source, split_origin = _splits(refs, list(clouds), opts)
 
     raw = {s: np.stack([clouds[i] for i in ids]) if ids else np.zeros((0, opts.num_points, 3), np.float32)
            for s, ids in splits.items()}
@@ -280,6 +329,7 @@ def prepare_category(opts: PrepareOptions) -> dict:
         "manifest_version": MANIFEST_VERSION,
         "category": category,
         "synset": synset,
+        **release,
         "source": str(Path(opts.source).resolve()),
         "format": opts.format,
         "num_points": opts.num_points,
@@ -292,6 +342,7 @@ def prepare_category(opts: PrepareOptions) -> dict:
         "split_seed": opts.split_seed,
         "split_fractions": list(opts.split_fractions),
         "split_source": split_source,
+        "split_origin": split_origin,
         "splits": splits,
         "counts": {**{s: len(ids) for s, ids in splits.items()}, "found": len(refs), "skipped": len(skipped)},
         "skipped": skipped,
@@ -301,7 +352,7 @@ def prepare_category(opts: PrepareOptions) -> dict:
     report = "".join(f"{s['id']}\t{s['file']}\t{s['reason']}\n" for s in skipped)
     _write_atomically(target, arrays, manifest, report, opts.overwrite)
     c = manifest["counts"]
-    print(f"prepared {category} ({synset}) in {target}: train {c['train']}, val {c['val']}, test {c['test']} "
+    print(f"prepared {category} ({synset or release['collection']}) in {target}: train {c['train']}, val {c['val']}, test {c['test']} "
           f"({split_source} split), {opts.num_points} points per cloud, normalization {opts.normalization}; "
           f"{c['skipped']} of {c['found']} source shapes skipped" + (f" (listed in {target / 'skipped.txt'})"
                                                                      if skipped else ""), file=log)
