@@ -1,4 +1,4 @@
-"""``python -m eval {generation,reconstruction,sets,ood,compare}``: the field's metric tables.
+"""``python -m eval {generation,reconstruction,sets,ood,compare,sweep}``: the field's metric tables.
 
     python -m eval generation --checkpoint runs/<run> --split test --seeds 0 1 2
     python -m eval reconstruction --checkpoint runs/<run> --split test
@@ -79,8 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--out-dir", type=Path, help="folder for ood.json and ood_histograms.png "
                                                 "(default <run>/eval/ood_<category>)")
     from eval.compare import add_compare_parser
+    from eval.sweep import add_sweep_parser
 
     add_compare_parser(sub)
+    add_sweep_parser(sub)
     return p
 
 
@@ -233,9 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         from eval.compare import run_compare
+        from eval.sweep import run_sweep
 
         {"generation": run_generation, "reconstruction": run_reconstruction, "sets": run_sets, "ood": run_ood,
-         "compare": run_compare}[args.command](args)
+         "compare": run_compare, "sweep": run_sweep}[args.command](args)
     except (ValueError, FileNotFoundError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

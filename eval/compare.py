@@ -32,12 +32,13 @@ COLUMNS = {
     "1-NNA-CD": ("half",) + DISPLAY["1-NNA-CD"], "1-NNA-EMD": ("half",) + DISPLAY["1-NNA-EMD"],
     "MMD-CD": ("min",) + DISPLAY["MMD-CD"], "MMD-EMD": ("min",) + DISPLAY["MMD-EMD"],
     "COV-CD": ("max",) + DISPLAY["COV-CD"], "COV-EMD": ("max",) + DISPLAY["COV-EMD"],
-    "JSD": ("min",) + DISPLAY["JSD"],
+    "JSD": ("min",) + DISPLAY["JSD"], "diversity-CD": ("one",) + DISPLAY["diversity-CD"],
     "rec-CD": ("min",) + DISPLAY["CD"], "rec-EMD": ("min",) + DISPLAY["EMD"],
     "ELBO": ("max", 1.0, "nats"), "log-p(x)-IW": ("max", 1.0, "nats"),
     "train-time": ("min", 1.0, "s"),
 }
-DIRECTION_TEXT = {"min": "lower is better", "max": "higher is better", "half": "closest to 50 % is better"}
+DIRECTION_TEXT = {"min": "lower is better", "max": "higher is better", "half": "closest to 50 % is better",
+                  "one": "closest to 1 is better"}
 
 
 def add_compare_parser(sub) -> None:
@@ -58,6 +59,8 @@ def add_compare_parser(sub) -> None:
     c.add_argument("--num-importance", type=int, default=16, help="K importance samples for log p(x)")
     c.add_argument("--device", default="auto")
     c.add_argument("--progress", action="store_true", help="show training progress bars")
+    c.add_argument("--split", choices=("test", "val"), default="test",
+                   help="split every run is scored on (choose settings on val, score the chosen one on test once)")
 
 
 def _train_config(args, method: str, seed: int):
@@ -107,14 +110,15 @@ def train_one(args, method: str, seed: int) -> tuple[Path, float]:
 
 
 def score_run(args, run_dir: Path, seed: int, ev_cache: dict) -> dict[str, float]:
-    """Test-split metrics of one run's chosen checkpoint (raw values)."""
+    """Metrics of one run's chosen checkpoint on ``args.split`` (raw values); the likelihood
+    columns are skipped when ``args.num_importance`` is 0."""
     from pointcloud_sivae.data import load_split
     from pointcloud_sivae.inference import Inference
     from pointcloud_sivae.likelihood import fit_obs_std, score_clouds
 
     inf = Inference(run_dir / "checkpoints" / f"{args.checkpoint_choice}.pt", args.device)
     category = inf.config["data"]["category"]
-    test = load_split(inf.data_root, category, "test")
+    test = load_split(inf.data_root, category, getattr(args, "split", "test"))
     ref = test.points.numpy()
     norm = test.manifest["normalization"]
     if "ev" not in ev_cache:  # reference matrices shared by every run
@@ -126,6 +130,9 @@ def score_run(args, run_dir: Path, seed: int, ev_cache: dict) -> dict[str, float
     out["rec-CD"] = rec["CD"]["mean"]
     if "EMD" in rec:
         out["rec-EMD"] = rec["EMD"]["mean"]
+    out["epoch"] = inf.state["epoch"]
+    if args.num_importance == 0:
+        return out
     train_x = load_split(inf.data_root, category, "train").points.to(inf.device)
     obs_std = fit_obs_std(inf.model, train_x)
     s = score_clouds(inf.model, test.points.to(inf.device), obs_std=obs_std, num_samples=args.num_importance,
@@ -147,7 +154,7 @@ def best_per_metric(summary: dict[str, dict[str, dict[str, float]]]) -> dict[str
 
         def badness(m, metric=metric, direction=direction):
             v = summary[m][metric]["mean"]
-            return {"min": v, "max": -v, "half": abs(v - 0.5)}[direction]
+            return {"min": v, "max": -v, "half": abs(v - 0.5), "one": abs(v - 1.0)}[direction]
 
         ranked = sorted(have, key=badness)
         a, b = summary[ranked[0]][metric], summary[ranked[1]][metric]
@@ -185,7 +192,7 @@ def to_markdown(result: dict) -> str:
         else:
             verdict = (f"{b['best']} (by {b['margin'] * scale:.3g}{' ' + unit if unit in ('nats', 's') else ''}; "
                        f"{'clear' if b['clear'] else 'within spread'})")
-        arrow = {"min": "↓", "max": "↑", "half": "→50%"}[direction]
+        arrow = {"min": "↓", "max": "↑", "half": "→50%", "one": "→1"}[direction]
         lines.append(f"| {metric} {arrow} | {unit} | " + " | ".join(cells) + f" | {verdict} |")
     loss = {k: v for k, v in result["train_config"]["loss"].items() if k != "method"}
     return head + "\n".join(lines) + f"\n\nLoss weights of every run (each method uses its own): `{json.dumps(loss)}`\n"

@@ -10,13 +10,14 @@ from eval.distances import paired_chamfer, paired_emd, pairwise_chamfer, pairwis
 from eval.jsd import jsd_between_sets
 from eval.metrics import coverage, mmd, one_nn_accuracy
 from eval.protocols import apply_protocol, jsd_frame
+from pointcloud_sivae.health import set_diversity
 
 # Display scale of each metric: shown value = raw value x scale (PointFlow tables: MMD-CD x10^3,
 # MMD-EMD x10^2, COV and 1-NNA in %). JSON keeps raw values; its "units" says the scale.
 DISPLAY = {
     "MMD-CD": (1e3, "x10^3"), "COV-CD": (100.0, "%"), "1-NNA-CD": (100.0, "%"),
     "MMD-EMD": (1e2, "x10^2"), "COV-EMD": (100.0, "%"), "1-NNA-EMD": (100.0, "%"),
-    "JSD": (1.0, ""), "CD": (1e4, "x10^4"), "EMD": (1e2, "x10^2"),
+    "JSD": (1.0, ""), "CD": (1e4, "x10^4"), "EMD": (1e2, "x10^2"), "diversity-CD": (1.0, "ratio"),
 }
 EMD_NAMES = {"approx": "approxmatch (Fan et al. 2017), torch", "exact": "exact assignment (scipy linear_sum_assignment)"}
 
@@ -66,7 +67,10 @@ class GenerationEvaluator:
         return impl
 
     def __call__(self, sample) -> dict[str, float]:
-        """Metrics of one generated set (S, N, 3), model frame; raw values (fractions, distances)."""
+        """Metrics of one generated set (S, N, 3), model frame; raw values (fractions, distances).
+
+        ``diversity-CD`` is the mean pairwise Chamfer distance within S over that within R
+        (1 for a set as varied as the reference, near 0 for one shape repeated)."""
         S = apply_protocol(sample, self.protocol, self.normalization)
         out: dict[str, float] = {}
         for kind in ("CD", "EMD") if self.emd != "none" else ("CD",):
@@ -77,6 +81,8 @@ class GenerationEvaluator:
             out[f"MMD-{kind}"] = mmd(D_sr)
             out[f"COV-{kind}"] = coverage(D_sr)
             out[f"1-NNA-{kind}"] = one_nn_accuracy(D_ss, D_sr, D_rr)
+            if kind == "CD":  # mode collapse, which MMD hides: mean pairwise CD of S over that of R
+                out["diversity-CD"] = set_diversity(D_ss) / set_diversity(D_rr)
         t0 = time.perf_counter()
         out["JSD"] = jsd_between_sets(jsd_frame(sample, self.normalization),
                                       jsd_frame(self.reference_raw, self.normalization))

@@ -93,11 +93,12 @@ def load_model(path: str | Path, device="cpu"):
     Raises:
         CheckpointError: unreadable checkpoint or weights that do not fit its config.
     """
-    from pointcloud_sivae.config import RunConfig
+    from pointcloud_sivae.config import RunConfig, upgrade_stored_config
     from pointcloud_sivae.model import SoftIntroVAE
 
     state = load_checkpoint(path)
     try:
+        state["config"], _ = upgrade_stored_config(state["config"], where=str(path))
         cfg = RunConfig.from_dict(state["config"], where=f"config stored in {path}")
         model = SoftIntroVAE(cfg.model)
         model.load_state_dict(state["model"])

@@ -28,6 +28,7 @@ class LossConfig:
     beta_kl: float = 1.0  # weight of the KL of real data
     beta_neg: float = 256.0  # weight of the KL of reconstructed/generated data in the exp terms
     gamma_r: float = 1e-8  # weight of the decoder's rec-of-rec / rec-of-fake terms
+    scale_points: int = 2048  # N_ref of s = 1/(3 N_ref); Chamfer sums rescaled to N_ref points (losses.py)
     intro_margin: float = 110.0  # IntroVAE hinge margin m, in nats (KL summed over latent dims)
     intro_alpha: float = 0.25  # IntroVAE weight of the adversarial KL terms
     intro_beta: float = 20.0  # IntroVAE weight of the reconstruction term (KL(x) has weight 1)
@@ -68,6 +69,7 @@ class TrainConfig:
     progress: bool = True  # tqdm progress bar
     amp: str = "off"  # off | bf16: autocast the networks in bfloat16 (distances, KL and losses stay float32)
     compile: bool = False  # torch.compile the encoder and decoder (first steps pay the compile time)
+    health_epochs: int = 10  # warn once when the exp terms stay saturated or the KL gap < 0 this many epochs
 
 
 METHODS = ("soft-intro", "vae", "intro")
@@ -81,7 +83,32 @@ SECTIONS: dict[str, type] = {
 }
 
 # Flags that may differ on --resume; all others must match the checkpoint.
-RESUMABLE_OVERRIDES = {"epochs", "device", "val_every", "vis_every", "log_every", "progress", "out_dir", "amp", "compile"}
+RESUMABLE_OVERRIDES = {"epochs", "device", "val_every", "vis_every", "log_every", "progress", "out_dir", "amp", "compile",
+                       "health_epochs"}
+
+# Config fields added after runs were saved without them, and the value that keeps such a
+# run's meaning (a stored config is upgraded, never silently given the new default).
+UPGRADES = {
+    ("loss", "scale_points"): (
+        lambda d: int(d.get("model", {}).get("num_points") or 2048),
+        "saved before the point-count-invariant weights: s = 1/(3N) at its own N, kept as scale_points = N"),
+    ("model", "encoder_order"): (
+        lambda d: "bn-relu",
+        "saved before encoder_order existed: its PointNet ran Conv -> BatchNorm -> ReLU, kept as bn-relu"),
+}
+
+
+def upgrade_stored_config(d: dict, *, where: str) -> tuple[dict, list[str]]:
+    """A stored config (checkpoint or ``config.json``) with the fields it predates filled in
+    with the values that keep its meaning; returns ``(config dict, notes)``, one note per
+    field filled, naming ``where`` it came from."""
+    d = {k: dict(v) if isinstance(v, dict) else v for k, v in d.items()}
+    notes = []
+    for (section, key), (value_of, why) in UPGRADES.items():
+        if isinstance(d.get(section), dict) and key not in d[section]:
+            d[section][key] = value_of(d)
+            notes.append(f"{where}: {section}.{key} = {d[section][key]!r} ({why})")
+    return d, notes
 
 
 @dataclass
@@ -156,6 +183,13 @@ def set_field(cfg: RunConfig, section: str, key: str, value, *, where: str = "co
     if (section, key) == ("train", "amp") and value not in ("off", "bf16"):
         raise ValueError(f"{where}: amp = {value!r}; use off or bf16 (fp16 is not offered: the encoder's "
                          "exp(-2s ELBO) terms span more orders of magnitude than float16 holds)")
+    if (section, key) == ("loss", "scale_points") and value < 1:
+        raise ValueError(f"{where}: scale_points = {value}; it is the N_ref of s = 1/(3 N_ref), a positive "
+                         "point count (2048: the official 3D weights' balance at any --num-points)")
+    if (section, key) == ("model", "encoder_order") and value not in ("relu-bn", "bn-relu"):
+        raise ValueError(f"{where}: encoder_order = {value!r}; use relu-bn (official) or bn-relu")
+    if (section, key) == ("train", "health_epochs") and value < 1:
+        raise ValueError(f"{where}: health_epochs = {value}; use a positive number of epochs")
     if (section, key) == ("loss", "method") and value not in METHODS:
         raise ValueError(f"{where}: unknown method {value!r}; choose one of {', '.join(METHODS)}")
     if (section, key) == ("data", "category"):

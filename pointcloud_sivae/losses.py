@@ -3,8 +3,9 @@
 No module, optimiser or ``.backward()`` here: the trainer decides what is frozen
 and detached, these functions only do the arithmetic of METHOD.md section 1.
 Inputs are per-shape values of shape (B,); ``rec_*`` are reconstruction losses
-(Chamfer distance, summed over points in the trainer) and ``kl_*`` are KL
-divergences to the prior, summed over latent dimensions.
+(Chamfer distance summed over points and rescaled to ``N_ref`` points, see
+:func:`point_count_scales`) and ``kl_*`` are KL divergences to the prior, summed over
+latent dimensions.
 """
 
 from __future__ import annotations
@@ -12,6 +13,50 @@ from __future__ import annotations
 import math
 
 import torch
+
+
+def point_count_scales(num_points: int, scale_points: int = 2048) -> tuple[float, float]:
+    """``(s, c)``: the objective's scale ``s`` and the factor ``c`` that turns a Chamfer
+    distance summed over ``num_points`` points into ``L_r``, so that the weights mean the
+    same objective at any point count.
+
+    Derivation. The reference sets ``s = 1 / (3 N)`` and ``L_r = sum CD`` (both
+    directions summed over the N points, squared L2). With ``m = L_r / N`` the per-point
+    mean Chamfer distance, which does not grow with N, its terms are
+
+        s b_rec L_r = b_rec m / 3              (independent of N)
+        s b_kl KL   = b_kl KL / (3 N)          (shrinks as 1/N)
+        2 s (b_rec L_r + b_neg KL) = 2 b_rec m / 3 + 2 b_neg KL / (3 N)
+
+    so the same ``b_kl`` and ``b_neg`` weigh the KL terms 8 times more at N = 256 than at
+    the N = 2048 the official 3D weights were tuned for. Fixing a reference count
+    ``N_ref`` (``loss.scale_points``) and using
+
+        s = 1 / (3 N_ref),    L_r = (N_ref / N) sum CD = N_ref m
+
+    gives ``s b_rec L_r = b_rec m / 3`` and ``s b KL = b KL / (3 N_ref)`` at every N:
+    the balance between reconstruction, KL and the exponential terms is that of the
+    reference at ``N_ref`` points. At ``N = N_ref`` both factors are today's exactly
+    (``c = 1``). The reference's own rule is ``N_ref = N``. (The mean Chamfer distance of
+    a given pair of shapes still varies a little with N: its sampling floor, the mean
+    squared nearest-neighbour spacing, shrinks as 1/N.)
+
+    Args:
+        num_points: points per cloud N (> 0).
+        scale_points: the reference count ``N_ref`` (> 0); 2048 for the official 3D weights.
+
+    Returns:
+        ``(s, c)``, floats: ``s = 1 / (3 N_ref)`` and ``c = N_ref / N``.
+
+    Raises:
+        ValueError: a non-positive count.
+
+    Source: Daniel & Tamar, "Soft-IntroVAE", CVPR 2021 (s = 1/input dimension, official 3D
+    config at 2048 points); the rescaling to N_ref is this package's.
+    """
+    if num_points < 1 or scale_points < 1:
+        raise ValueError(f"point counts must be positive, got num_points={num_points}, scale_points={scale_points}")
+    return 1.0 / (3 * scale_points), scale_points / num_points
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, prior_std: float = 1.0) -> torch.Tensor:
@@ -76,19 +121,28 @@ def soft_intro_encoder_loss(
         rec_real, kl_real: (B,) reconstruction loss and KL of the real batch.
         rec_rec, kl_rec: (B,) the same for the (detached) reconstructions.
         rec_fake, kl_fake: (B,) the same for the (detached) prior samples.
-        scale: ``s = 1 / (3 N)``; beta_rec, beta_kl, beta_neg: the paper's weights.
+        scale: ``s = 1 / (3 N_ref)`` (:func:`point_count_scales`); beta_rec, beta_kl,
+            beta_neg: the paper's weights.
 
     Returns:
-        The scalar loss and its terms (``real``, ``expelbo_rec``, ``expelbo_fake``),
-        each the batch mean of ``exp(...)`` for the two exponential terms.
+        The scalar loss and its terms: ``real``; ``expelbo_rec``, ``expelbo_fake``, the
+        batch means of ``exp(-a)``; and the exponents ``a = 2 s (b_rec L_r + b_neg KL)``
+        of each batch, ``exponent_{rec,fake}_{mean,min}`` (detached). The exponential
+        term's gradient carries a factor ``exp(-a)``: a minimum exponent above about 15
+        (``exp(-15) = 3e-7``) means the batch gives the encoder no gradient.
 
     Source: Daniel & Tamar, "Soft-IntroVAE", CVPR 2021, eq. (6) and Algorithm 1.
     """
     real = scale * (beta_rec * rec_real.mean() + beta_kl * kl_real.mean())
-    expelbo_rec = torch.exp(-2.0 * scale * (beta_rec * rec_rec + beta_neg * kl_rec)).mean()
-    expelbo_fake = torch.exp(-2.0 * scale * (beta_rec * rec_fake + beta_neg * kl_fake)).mean()
+    a_rec = 2.0 * scale * (beta_rec * rec_rec + beta_neg * kl_rec)
+    a_fake = 2.0 * scale * (beta_rec * rec_fake + beta_neg * kl_fake)
+    expelbo_rec = torch.exp(-a_rec).mean()
+    expelbo_fake = torch.exp(-a_fake).mean()
     loss = real + 0.25 * (expelbo_rec + expelbo_fake)
-    return loss, {"real": real, "expelbo_rec": expelbo_rec, "expelbo_fake": expelbo_fake}
+    a_rec, a_fake = a_rec.detach(), a_fake.detach()
+    return loss, {"real": real, "expelbo_rec": expelbo_rec, "expelbo_fake": expelbo_fake,
+                  "exponent_rec_mean": a_rec.mean(), "exponent_rec_min": a_rec.min(),
+                  "exponent_fake_mean": a_fake.mean(), "exponent_fake_min": a_fake.min()}
 
 
 def soft_intro_decoder_loss(

@@ -24,12 +24,23 @@ class ModelConfig:
     prior_std: float = 0.2  # sigma_p of the prior N(0, sigma_p^2 I)
     encoder: str = "pointnet"  # pointnet | dgcnn (EdgeConv on kNN graphs; needs the [graph] extra)
     knn_k: int = 20  # DGCNN: neighbours per point
+    encoder_order: str = "relu-bn"  # PointNet layer order: relu-bn (official: Conv, ReLU, BatchNorm) | bn-relu
+
+
+ENCODER_ORDERS = ("relu-bn", "bn-relu")
 
 
 class PointNetEncoder(nn.Module):
-    """PointNet: shared per-point MLP (1x1 Conv1d + BatchNorm + ReLU), max-pool, MLP heads.
+    """PointNet: shared per-point MLP (1x1 Conv1d, ReLU and BatchNorm), max-pool, MLP heads.
 
     ``forward`` maps (B, N, 3) clouds to posterior ``mu`` and ``logvar``, each (B, Z).
+
+    ``order`` is the order within each per-point layer: ``"relu-bn"`` is the official
+    Soft-IntroVAE 3D encoder's (``Conv1d -> ReLU -> BatchNorm1d``, its ``models/vae.py``,
+    inherited from 3D-AAE); ``"bn-relu"`` is PointNet's own (``Conv1d -> BatchNorm1d ->
+    ReLU``), this package's encoder before the option existed. Both hold the same
+    parameters under the same names, so a checkpoint's ``encoder_order`` alone says which
+    function its weights were trained for.
 
     The per-point layers are stored as the reference's ``Conv1d(kernel_size=1)`` and
     ``BatchNorm1d`` (same parameters and checkpoints) but run channels-last on the
@@ -41,8 +52,11 @@ class PointNetEncoder(nn.Module):
     Source: Qi et al., "PointNet", CVPR 2017; widths of the Soft-IntroVAE 3D reference.
     """
 
-    def __init__(self, z_dim: int, channels=(64, 128, 256, 256, 512), fc: int = 256):
+    def __init__(self, z_dim: int, channels=(64, 128, 256, 256, 512), fc: int = 256, order: str = "relu-bn"):
         super().__init__()
+        if order not in ENCODER_ORDERS:
+            raise ValueError(f"unknown encoder_order {order!r}; use one of {', '.join(ENCODER_ORDERS)}")
+        self.order = order
         layers: list[nn.Module] = []
         c_in = 3
         for c_out in channels:
@@ -58,14 +72,19 @@ class PointNetEncoder(nn.Module):
         b, n, _ = points.shape
         h = points.reshape(b * n, 3)
         layers = list(self.features)
+        relu_first = self.order == "relu-bn"
         for conv, bn in zip(layers[0::3], layers[1::3]):
             h = F.linear(h, conv.weight.squeeze(-1), conv.bias)
+            if relu_first:
+                h = torch.relu_(h)
             if self.sync_batchnorm and self.training:
                 from pointcloud_sivae.distributed import sync_batch_norm
 
-                h = torch.relu(sync_batch_norm(bn, h))
+                h = sync_batch_norm(bn, h)
             else:
-                h = torch.relu_(bn(h))
+                h = bn(h)
+            if not relu_first:
+                h = torch.relu_(h)
         h = self.fc(h.view(b, n, -1).max(dim=1).values)
         return self.mu(h), self.logvar(h)
 
@@ -151,7 +170,8 @@ class SoftIntroVAE(nn.Module):
         super().__init__()
         self.config = config
         if config.encoder == "pointnet":
-            self.encoder = PointNetEncoder(config.z_dim, config.encoder_channels, config.encoder_fc)
+            self.encoder = PointNetEncoder(config.z_dim, config.encoder_channels, config.encoder_fc,
+                                           config.encoder_order)
         elif config.encoder == "dgcnn":
             self.encoder = DGCNNEncoder(config.z_dim, k=config.knn_k, fc=config.encoder_fc)
         else:

@@ -19,8 +19,20 @@ encoder pass), so evaluation, which uses them, reflects real data. The public
 reference updates them with real, reconstructed and fake batches, in both steps.
 
 Reconstruction loss: Chamfer distance *summed* over points (both directions),
-squared L2, with ``s = 1 / (3 N)``, as in the reference. Validation reports the
-*mean* convention (PointFlow), in the evaluation frame.
+squared L2, rescaled to ``N_ref = loss.scale_points`` points, with ``s = 1 / (3 N_ref)``
+(:func:`~pointcloud_sivae.losses.point_count_scales`): at N = N_ref = 2048 exactly the
+reference's ``s = 1/(3N)`` and summed Chamfer, and at any other N the same balance of
+reconstruction, KL and exponential terms. The logged ``rec`` is this ``L_r``.
+Validation reports the *mean* convention (PointFlow), in the evaluation frame.
+
+Health diagnostics (TensorBoard and ``metrics.jsonl``): the exponents
+``2 s (b_rec L_r + b_neg KL)`` of the reconstructed and generated batches (mean and
+min) and the KL gap every step; at each validation the diversity of prior samples
+(mean pairwise Chamfer distance) beside the val split's, the active latent units
+(Burda et al. 2016), and the val reconstruction Chamfer distance beside the mean
+distance from a val shape to its nearest other val shape. A warning is printed and
+logged once when the exponential terms stay saturated, or the KL gap stays negative,
+for ``train.health_epochs`` epochs.
 
 The first ``warmup_epochs`` epochs (exactly that many) train a plain VAE.
 
@@ -36,6 +48,7 @@ Baselines (``--method``), same model, data, logging and checkpoints:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 import json
 import subprocess
@@ -68,6 +81,7 @@ from pointcloud_sivae.config import (
     explicit_flags,
     resolve_config,
     set_field,
+    upgrade_stored_config,
 )
 from pointcloud_sivae.data import load_split
 from pointcloud_sivae.distributed import (
@@ -77,10 +91,12 @@ from pointcloud_sivae.distributed import (
     shard_rows,
     sum_gradients,
 )
+from pointcloud_sivae.health import HealthMonitor, active_units, nearest_other, set_diversity
 from pointcloud_sivae.latent import interpolate
 from pointcloud_sivae.losses import (
     gaussian_kl,
     intro_decoder_loss,
+    point_count_scales,
     intro_encoder_loss,
     soft_intro_decoder_loss,
     soft_intro_encoder_loss,
@@ -183,7 +199,9 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.model.decoder.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2))
         self.sched_e = torch.optim.lr_scheduler.MultiStepLR(self.opt_e, list(o.milestones), gamma=o.lr_gamma)
         self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, list(o.milestones), gamma=o.lr_gamma)
-        self.scale = 1.0 / (3 * cfg.model.num_points)  # s = 1 / (3N), the inverse input dimension
+        # s = 1 / (3 N_ref) and L_r = (N_ref / N) * summed Chamfer: the weights mean the same at any N
+        self.scale, self.rec_factor = point_count_scales(cfg.model.num_points, cfg.loss.scale_points)
+        self.health = HealthMonitor(cfg.train.health_epochs, cfg.loss.method)
         self.epoch = 0  # completed epochs
         self.global_step = 0
         self.best = {"epoch": None, "val_jsd": None, "val_chamfer": None}
@@ -230,6 +248,9 @@ class Trainer:
         """
         ckpt_path = resolve_checkpoint_path(path)
         state = load_checkpoint(ckpt_path)
+        state["config"], notes = upgrade_stored_config(state["config"], where=str(ckpt_path))
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
         try:
             cfg = RunConfig.from_dict(state["config"], where=f"config stored in {ckpt_path}")
         except ValueError as exc:
@@ -269,6 +290,7 @@ class Trainer:
         self.sched_d.load_state_dict(state["scheduler_d"])
         self.epoch, self.global_step = int(state["epoch"]), int(state["global_step"])
         self.best = dict(state["best"])
+        self.health.load_state_dict(state.get("health"))
         torch.set_rng_state(state["rng"]["torch"])
         if self.device.type == "cuda" and state["rng"].get("cuda"):
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
@@ -283,6 +305,7 @@ class Trainer:
             "epoch": self.epoch,
             "global_step": self.global_step,
             "best": self.best,
+            "health": self.health.state_dict(),
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
@@ -319,7 +342,9 @@ class Trainer:
     # ----- one step ----------------------------------------------------------------------
 
     def _chamfer(self, a, b):
-        return chamfer_distance(a, b, point_reduction="sum", backend=self.backend)
+        """``L_r``: Chamfer distance summed over points, rescaled to ``scale_points`` points; (B,)."""
+        d = chamfer_distance(a, b, point_reduction="sum", backend=self.backend)
+        return d if self.rec_factor == 1.0 else d * self.rec_factor
 
     def _kl(self, mu, logvar):
         return gaussian_kl(mu.float(), logvar.float(), self.cfg.model.prior_std)
@@ -511,7 +536,14 @@ class Trainer:
         """Val reconstruction Chamfer distance (mean convention, squared L2, evaluation
         frame, posterior means), JSD of ``jsd_sample_factor * |val|`` prior samples
         (fixed seed) against the val split, and MMD-CD, COV-CD, 1-NNA-CD of the first
-        ``|val|`` of those samples (``val_generation_metrics``)."""
+        ``|val|`` of those samples (``val_generation_metrics``).
+
+        Collapse diagnostics, same frame: ``val_sample_diversity_cd`` (mean pairwise
+        Chamfer distance of those |val| samples) beside ``val_data_diversity_cd`` (the
+        same for the val split; a ratio far below 1 is mode collapse, which MMD hides),
+        ``val_nn_other_cd`` (mean distance from a val shape to its nearest other val shape:
+        a ``val_chamfer`` no lower than it means the decoder ignores the latent, posterior
+        collapse), and ``active_units`` of the train split's posterior means."""
         if len(self.val_points) == 0:
             return {}
         self.model.eval()
@@ -523,22 +555,30 @@ class Trainer:
                                                     self.cfg.train.seed + 1))
             real_np, gen_np = real.cpu().numpy(), gen.cpu().numpy()
             out = {"val_chamfer": cd, "val_jsd": jsd_between_sets(gen_np, real_np)}
-            if self.cfg.train.val_generation_metrics and len(real_np) >= 2:
+            if len(real_np) >= 2:
                 out.update(self._val_generation_metrics(gen_np[: len(real_np)], real_np))
+            mu = torch.cat([self.model.encode(c)[0] for c in self.train_points[:1024].split(256)])
+            out.update(active_units(mu, self.cfg.model.prior_std))
         finally:
             self.model.train()
         return out
 
+    @torch.no_grad()
     def _val_generation_metrics(self, sample, reference) -> dict[str, float]:
-        """MMD-CD, COV-CD and 1-NNA-CD of |val| prior samples against the val split
-        (evaluation frame); the val-against-val matrix is computed once per run."""
+        """Diversity of |val| prior samples and of the val split, the val split's nearest-other
+        distance, and (``val_generation_metrics``) MMD-CD, COV-CD and 1-NNA-CD of the samples
+        against the val split (evaluation frame); the val-against-val matrix is computed once."""
         backend = "numba" if self.device.type == "cpu" else "torch"
         if self._val_D_rr is None:
             self._val_D_rr = pairwise_chamfer(reference, backend=backend, device=self.device)
-        D_sr = pairwise_chamfer(sample, reference, backend=backend, device=self.device)
         D_ss = pairwise_chamfer(sample, backend=backend, device=self.device)
-        return {"val_mmd_cd": mmd(D_sr), "val_cov_cd": coverage(D_sr),
-                "val_1nna_cd": one_nn_accuracy(D_ss, D_sr, self._val_D_rr)}
+        out = {"val_sample_diversity_cd": set_diversity(D_ss), "val_data_diversity_cd": set_diversity(self._val_D_rr),
+               "val_nn_other_cd": nearest_other(self._val_D_rr)}
+        if self.cfg.train.val_generation_metrics:
+            D_sr = pairwise_chamfer(sample, reference, backend=backend, device=self.device)
+            out.update({"val_mmd_cd": mmd(D_sr), "val_cov_cd": coverage(D_sr),
+                        "val_1nna_cd": one_nn_accuracy(D_ss, D_sr, self._val_D_rr)})
+        return out
 
     def _log_visuals(self, writer) -> None:
         source = self.val_points if len(self.val_points) else self.train_points
@@ -633,6 +673,10 @@ class Trainer:
                           "epoch_time_s": time.perf_counter() - t_epoch}
                 if not main:
                     continue
+                for message in self.health.update(record, dataclasses.asdict(cfg.loss)):
+                    print(f"\nwarning (epoch {epoch}): {message}", file=sys.stderr)
+                    record.setdefault("warnings", []).append(message)
+                    writer.add_text("health/warning", message, self.global_step)
                 if epoch % cfg.train.val_every == 0 or epoch == cfg.optim.epochs:
                     val = self.validate()
                     record.update(val)
