@@ -6,7 +6,8 @@ those choices and nothing else:
 
 * Chamfer distance from three ``bmm`` Gram matrices ``x x^T``, ``y y^T``, ``x y^T``
   (B x N x N each) and a dense (B, N, M) distance tensor that autograd keeps;
-* the encoder in the (B, C, N) Conv1d layout with ``amax`` pooling;
+* the encoder in the (B, C, N) Conv1d layout with ``amax`` pooling, in the reference's
+  layer order ``Conv1d -> ReLU -> BatchNorm1d`` (the trainer's default ``encoder_order``);
 * every pass recomputed: the prior samples are decoded twice, the reconstruction is
   re-sampled and re-decoded in the decoder step, ``model(x)`` re-decodes in the
   encoder step;
@@ -51,8 +52,14 @@ class NaiveStep:
         self.scale = trainer.scale
 
     def encode(self, x):
+        """The reference's encoder: ``Conv1d -> ReLU -> BatchNorm1d`` per layer in the (B, C, N)
+        layout (its ``models/vae.py``), then ``amax`` pooling and the heads."""
         enc = self.m.encoder
-        h = enc.fc(enc.features(x.transpose(1, 2)).amax(dim=2))
+        h = x.transpose(1, 2)
+        layers = list(enc.features)
+        for conv, bn in zip(layers[0::3], layers[1::3]):
+            h = bn(torch.relu(conv(h)))
+        h = enc.fc(h.amax(dim=2))
         return enc.mu(h), enc.logvar(h)
 
     def kl(self, mu, logvar):

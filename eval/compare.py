@@ -50,6 +50,7 @@ def add_compare_parser(sub) -> None:
     c.add_argument("--data-root", default="data/shapenet")
     c.add_argument("--category", default="airplane")
     c.add_argument("--config", help="JSON/TOML training config shared by every run")
+    c.add_argument("--preset", help="training preset shared by every run (applied before --config and --set)")
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="training config field for every run, e.g. --set beta_rec=640 (repeatable)")
     c.add_argument("--checkpoint-choice", choices=("best", "last"), default="best",
@@ -79,7 +80,7 @@ def _train_config(args, method: str, seed: int):
     flags.update(method=method, seed=seed, epochs=args.epochs, run_name=f"{method}-seed{seed}",
                  out_dir=str(args.out / "runs"), data_root=args.data_root, category=args.category,
                  device=args.device, progress=args.progress)
-    return resolve_config(args.config, flags)
+    return resolve_config(args.config, flags, getattr(args, "preset", None))
 
 
 def train_one(args, method: str, seed: int) -> tuple[Path, float]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -46,6 +45,7 @@ def add_sweep_parser(sub) -> None:
     c.add_argument("--data-root", default="data/shapenet")
     c.add_argument("--category", default="airplane")
     c.add_argument("--config", help="JSON/TOML training config shared by every run")
+    c.add_argument("--preset", help="training preset shared by every run (applied before --config and --set)")
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="training config field for every run (repeatable)")
     c.add_argument("--checkpoint-choice", choices=("best", "last"), default="last",
@@ -92,10 +92,19 @@ def _cell_args(args, cell: dict[str, str]):
     return a
 
 
+def _one_thread() -> None:
+    """Worker initialiser: one torch and one numba thread, so J workers share J cores without
+    oversubscription (numba's parallel Chamfer kernel spins a thread per core otherwise)."""
+    import numba
+    import torch
+
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+
+
 def _train_job(args, method: str, seed: int) -> tuple[str, float]:
     import torch
 
-    torch.set_num_threads(int(os.environ.get("SWEEP_THREADS", "1")))
     torch.manual_seed(seed)
     run_dir, train_time = train_one(args, method, seed)
     return str(run_dir), train_time
@@ -120,7 +129,8 @@ def run_sweep(args) -> dict:
     else:
         import multiprocessing as mp
 
-        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=mp.get_context("spawn"),
+                                 initializer=_one_thread) as pool:
             futures = {(cell_name(c), m, s): pool.submit(_train_job, _cell_args(args, c), m, s) for c, m, s in jobs}
             for key, fut in futures.items():
                 trained[key] = fut.result()
@@ -156,7 +166,7 @@ def run_sweep(args) -> dict:
         "values_are": "raw (fractions, distances in the protocol's frame); the markdown applies the display units",
         "summary": summary, "per_run": per_run, "run_time_s": round(time.perf_counter() - t0, 3),
     }
-    result["test_command"] = test_command(args, chosen)
+    result["test_command"] = final_test_command(args, chosen)
     markdown = to_markdown(result)
     (args.out / "sweep.md").write_text(markdown)
     write_json(result, args.out / "sweep.json")
@@ -164,11 +174,12 @@ def run_sweep(args) -> dict:
     return result
 
 
-def test_command(args, chosen: dict) -> str:
+def final_test_command(args, chosen: dict) -> str:
     """The ``python -m eval compare`` call that scores the chosen cell on the test split once."""
     sets = list(args.overrides) + ([] if chosen["cell"] == "base" else chosen["cell"].split(","))
     return (f"python -m eval compare --data-root {args.data_root} --category {args.category} --epochs {args.epochs} "
             f"--seeds {' '.join(map(str, args.seeds))} --methods {chosen['method']} "
+            + (f"--preset {args.preset} " if args.preset else "") + (f"--config {args.config} " if args.config else "")
             + " ".join(f"--set {s}" for s in sets)
             + f" --checkpoint-choice {args.checkpoint_choice} --protocol {args.protocol} --emd {args.emd}"
             + f" --out {args.out / 'test'}")

@@ -1,6 +1,7 @@
 """Configuration: one dataclass per concern, merged from defaults, a file and CLI flags.
 
-Precedence: dataclass defaults < ``--config`` file (JSON or TOML, one table per
+Precedence: dataclass defaults < ``--preset NAME`` (a TOML file shipped in
+``pointcloud_sivae/presets/``) < ``--config`` file (JSON or TOML, one table per
 section) < command-line flags. Every field of every section is a flag named after
 it (``z_dim`` -> ``--z-dim``); field names are unique across sections. Unknown
 sections or keys are errors. The resolved config is written beside the run as
@@ -245,9 +246,50 @@ def explicit_flags(args: argparse.Namespace) -> dict[str, object]:
     return {k: getattr(args, k) for k in FLAG_SECTION if getattr(args, k, None) is not None}
 
 
-def resolve_config(config_file: str | None, flags: dict[str, object]) -> RunConfig:
-    """Defaults, then the config file, then command-line flags."""
-    cfg = RunConfig.from_dict(load_config_file(config_file), where=str(config_file)) if config_file else RunConfig()
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+def list_presets() -> dict[str, str]:
+    """``{name: description}`` of the presets shipped in ``pointcloud_sivae/presets/*.toml``;
+    the description is the file's leading ``#`` comment block."""
+    out = {}
+    for path in sorted(PRESET_DIR.glob("*.toml")):
+        lines = []
+        for line in path.read_text().splitlines():
+            if not line.startswith("#"):
+                break
+            lines.append(line.lstrip("#").strip())
+        out[path.stem] = " ".join(x for x in lines if x)
+    return out
+
+
+def preset_path(name: str) -> Path:
+    """The TOML file of preset ``name``.
+
+    Raises:
+        ValueError: no such preset; the message lists the presets there are.
+    """
+    path = PRESET_DIR / f"{name}.toml"
+    if not path.is_file():
+        raise ValueError(f"unknown preset {name!r}; presets: {', '.join(list_presets()) or 'none'} "
+                         "(python -m pointcloud_sivae.train --list-presets describes them)")
+    return path
+
+
+def resolve_config(config_file: str | None, flags: dict[str, object], preset: str | None = None) -> RunConfig:
+    """Dataclass defaults, then the preset, then the config file, then command-line flags
+    (each later source overrides the fields it sets)."""
+    cfg = RunConfig()
+    sources = ([(preset_path(preset), f"preset {preset}")] if preset else []) + (
+        [(Path(config_file), str(config_file))] if config_file else [])
+    for path, where in sources:
+        for section, values in load_config_file(path).items():
+            if section not in SECTIONS:
+                raise ValueError(f"{where}: unknown section [{section}]; expected one of {sorted(SECTIONS)}")
+            if not isinstance(values, dict):
+                raise ValueError(f"{where}: section [{section}] must be a table of key = value")
+            for key, value in values.items():
+                set_field(cfg, section, key, value, where=where)
     for key, value in flags.items():
         set_field(cfg, FLAG_SECTION[key], key, value, where="command line")
     return cfg

@@ -79,6 +79,7 @@ from pointcloud_sivae.config import (
     RunConfig,
     add_config_flags,
     explicit_flags,
+    list_presets,
     resolve_config,
     set_field,
     upgrade_stored_config,
@@ -707,22 +708,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", help="JSON or TOML file with [model] [loss] [optim] [data] [train] tables")
     p.add_argument("--resume", metavar="RUN", help="run folder (runs/<run>) or checkpoint .pt to continue")
+    p.add_argument("--preset", help="named settings shipped with the package, applied before --config and flags "
+                                    "(see --list-presets)")
+    p.add_argument("--list-presets", action="store_true", help="print the presets and what each is for, then exit")
     add_config_flags(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.list_presets:
+        for name, text in list_presets().items():
+            print(f"{name}: {text}")
+        return 0
     flags = explicit_flags(args)
     trainer = None
     try:
         ctx = init_from_env(flags.get("device", "auto"))
         if args.resume:
-            if args.config:
-                raise CheckpointError("--config cannot be combined with --resume: a resumed run keeps its config")
+            if args.config or args.preset:
+                raise CheckpointError("--config and --preset cannot be combined with --resume: a resumed run "
+                                      "keeps its config")
             trainer = Trainer.resume(args.resume, flags, dist_ctx=ctx)
         else:
-            trainer = Trainer.new_run(resolve_config(args.config, flags), dist_ctx=ctx)
+            trainer = Trainer.new_run(resolve_config(args.config, flags, args.preset), dist_ctx=ctx)
         trainer.fit()
     except (ValueError, FileNotFoundError, FileExistsError, NonFiniteLossError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)

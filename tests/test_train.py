@@ -53,6 +53,7 @@ def test_decoder_step_leaves_encoder_and_its_batchnorm_stats_untouched(trainer, 
 def test_train_step_terms_and_kl_gap(trainer):
     terms = trainer.train_step(trainer.train_points[:8], "soft-intro")
     assert set(terms) == {"rec", "kl_real", "kl_rec", "kl_fake", "kl_gap", "expelbo_rec", "expelbo_fake",
+                          "exponent_rec_mean", "exponent_rec_min", "exponent_fake_mean", "exponent_fake_min",
                           "loss_e", "loss_d"}
     assert terms["kl_gap"] == pytest.approx(terms["kl_fake"] - terms["kl_real"])
     assert all(torch.isfinite(torch.tensor(v)) for v in terms.values())
