@@ -19,61 +19,72 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pointcloud_sivae.categories import dataset_category
+from pointcloud_sivae.fields import check_value, option
 from pointcloud_sivae.model import ModelConfig
+
+
+METHODS = ("soft-intro", "vae", "intro")
+CHAMFER_BACKENDS = ("auto", "numba", "torch", "keops", "pytorch3d")
 
 
 @dataclass
 class LossConfig:
-    method: str = "soft-intro"  # soft-intro | vae | intro (Huang et al. 2018); see pointcloud_sivae.losses
-    beta_rec: float = 20.0  # weight of the reconstruction (Chamfer) term
-    beta_kl: float = 1.0  # weight of the KL of real data
-    beta_neg: float = 256.0  # weight of the KL of reconstructed/generated data in the exp terms
-    gamma_r: float = 1e-8  # weight of the decoder's rec-of-rec / rec-of-fake terms
-    scale_points: int = 2048  # N_ref of s = 1/(3 N_ref); Chamfer sums rescaled to N_ref points (losses.py)
-    intro_margin: float = 110.0  # IntroVAE hinge margin m, in nats (KL summed over latent dims)
-    intro_alpha: float = 0.25  # IntroVAE weight of the adversarial KL terms
-    intro_beta: float = 20.0  # IntroVAE weight of the reconstruction term (KL(x) has weight 1)
-    chamfer_backend: str = "auto"  # auto | torch | keops | pytorch3d (nearest-neighbour search)
+    method: str = option("soft-intro", "objective: soft-intro (Daniel & Tamar 2021), vae, or intro (IntroVAE, "
+                         "Huang et al. 2018); see pointcloud_sivae/losses.py", choices=METHODS)
+    beta_rec: float = option(20.0, "b_rec, weight of the reconstruction (Chamfer) term", min=0)
+    beta_kl: float = option(1.0, "b_kl, weight of the KL of real data (and, in the decoder step, of generated data)",
+                            min=0)
+    beta_neg: float = option(256.0, "b_neg, weight of the KL of reconstructed/generated data in the exp terms",
+                             min=0)
+    gamma_r: float = option(1e-8, "gamma_r, weight of the decoder's rec-of-rec / rec-of-fake terms", min=0)
+    scale_points: int = option(2048, "N_ref of s = 1/(3 N_ref), points; Chamfer sums are rescaled to N_ref points "
+                               "so the weights mean the same at any --num-points (2048: the official balance)",
+                               min=1)
+    intro_margin: float = option(110.0, "IntroVAE hinge margin m, nats (KL summed over latent dims)", min=0)
+    intro_alpha: float = option(0.25, "IntroVAE weight of the adversarial KL terms", min=0)
+    intro_beta: float = option(20.0, "IntroVAE weight of the reconstruction term (KL(x) has weight 1)", min=0)
+    chamfer_backend: str = option("auto", "nearest-neighbour search of the training Chamfer distance: auto (numba "
+                                  "on CPU; KeOps, pytorch3d, then torch on GPU)", choices=CHAMFER_BACKENDS)
 
 
 @dataclass
 class OptimConfig:
-    lr_e: float = 5e-4  # encoder Adam learning rate
-    lr_d: float = 5e-4  # decoder Adam learning rate
-    beta1: float = 0.9  # Adam betas
-    beta2: float = 0.999
-    milestones: tuple[int, ...] = (350, 450, 550)  # MultiStepLR milestones, in epochs
-    lr_gamma: float = 0.5  # MultiStepLR factor
-    batch_size: int = 32
-    epochs: int = 2000  # total epochs (a resumed run continues to this number)
-    warmup_epochs: int = 0  # first epochs trained as a plain VAE (exactly this many)
+    lr_e: float = option(5e-4, "encoder Adam learning rate", min=0)
+    lr_d: float = option(5e-4, "decoder Adam learning rate", min=0)
+    beta1: float = option(0.9, "Adam beta1", min=0, max=1)
+    beta2: float = option(0.999, "Adam beta2", min=0, max=1)
+    milestones: tuple[int, ...] = option((350, 450, 550), "MultiStepLR milestones, epochs (comma-separated)", min=1)
+    lr_gamma: float = option(0.5, "MultiStepLR factor at each milestone", min=0)
+    batch_size: int = option(32, "shapes per (global) batch (BatchNorm needs 2; a last batch of 1 is dropped)", min=2)
+    epochs: int = option(2000, "total epochs (a resumed run continues to this number)", min=1)
+    warmup_epochs: int = option(0, "first epochs trained as a plain VAE (exactly this many)", min=0)
 
 
 @dataclass
 class DataConfig:
-    category: str = "airplane"  # name or synset id
-    data_root: str = "data/shapenet"  # prepared by `python -m shapenet_prep`
+    category: str = option("airplane", "ShapeNet category name or synset id, or ModelNet40 class name")
+    data_root: str = option("data/shapenet", "prepared data root (written by python -m shapenet_prep)")
 
 
 @dataclass
 class TrainConfig:
-    seed: int = 0
-    device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N
-    out_dir: str = "runs"  # runs are written to <out_dir>/<run_name>
-    run_name: str = ""  # default: <category>-<UTC timestamp>
-    val_every: int = 10  # validate every k epochs (and after the last one)
-    vis_every: int = 10  # log clouds and image grid every k epochs
-    log_every: int = 1  # TensorBoard scalars every k steps
-    jsd_sample_factor: int = 3  # |S| = factor * |R| generated clouds for validation JSD
-    val_generation_metrics: bool = True  # MMD/COV/1-NNA-CD on val (|S| = |R|; cost grows as |val|^2)
-    num_vis: int = 4  # clouds per row in logged images
-    progress: bool = True  # tqdm progress bar
-    amp: str = "off"  # off | bf16: autocast the networks in bfloat16 (distances, KL and losses stay float32)
-    compile: bool = False  # torch.compile the encoder and decoder (first steps pay the compile time)
-    health_epochs: int = 10  # warn once when the exp terms stay saturated or the KL gap < 0 this many epochs
+    seed: int = option(0, "random seed (weights, batch order, noise)", min=0)
+    device: str = option("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    out_dir: str = option("runs", "runs are written to <out_dir>/<run_name>")
+    run_name: str = option("", "run folder name (default <category>-<timestamp>)")
+    val_every: int = option(10, "validate every k epochs (and after the last one)", min=1)
+    vis_every: int = option(10, "log clouds, image grid and interpolation every k epochs", min=1)
+    log_every: int = option(1, "TensorBoard scalars every k steps", min=1)
+    jsd_sample_factor: int = option(3, "validation JSD uses factor * |val| prior samples", min=1)
+    val_generation_metrics: bool = option(True, "validation MMD/COV/1-NNA-CD of |val| samples (cost ~ |val|^2)")
+    num_vis: int = option(4, "clouds per row in logged images", min=1)
+    progress: bool = option(True, "tqdm progress bar")
+    amp: str = option("off", "off, or bf16: autocast the networks in bfloat16 (distances, KL, losses stay "
+                      "float32; fp16 is not offered)", choices=("off", "bf16"))
+    compile: bool = option(False, "torch.compile the encoder and decoder (the first steps pay the compile time)")
+    health_epochs: int = option(10, "warn once when the exp terms stay saturated or the KL gap < 0 for this many "
+                                "epochs", min=1)
 
-
-METHODS = ("soft-intro", "vae", "intro")
 
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
@@ -184,18 +195,15 @@ def set_field(cfg: RunConfig, section: str, key: str, value, *, where: str = "co
     if (section, key) == ("train", "amp") and value not in ("off", "bf16"):
         raise ValueError(f"{where}: amp = {value!r}; use off or bf16 (fp16 is not offered: the encoder's "
                          "exp(-2s ELBO) terms span more orders of magnitude than float16 holds)")
-    if (section, key) == ("loss", "scale_points") and value < 1:
-        raise ValueError(f"{where}: scale_points = {value}; it is the N_ref of s = 1/(3 N_ref), a positive "
-                         "point count (2048: the official 3D weights' balance at any --num-points)")
-    if (section, key) == ("model", "encoder_order") and value not in ("relu-bn", "bn-relu"):
-        raise ValueError(f"{where}: encoder_order = {value!r}; use relu-bn (official) or bn-relu")
-    if (section, key) == ("train", "health_epochs") and value < 1:
-        raise ValueError(f"{where}: health_epochs = {value}; use a positive number of epochs")
     if (section, key) == ("loss", "method") and value not in METHODS:
         raise ValueError(f"{where}: unknown method {value!r}; choose one of {', '.join(METHODS)}")
+    check_value(FIELDS[section][key], value, name=f"{section}.{key}", where=where)
     if (section, key) == ("data", "category"):
         value = dataset_category(value)  # "plane" and "02691156" both mean "airplane"
     setattr(getattr(cfg, section), key, value)
+
+
+FIELDS = {section: {f.name: f for f in dataclasses.fields(cls)} for section, cls in SECTIONS.items()}
 
 
 def _flag_index() -> dict[str, str]:
@@ -230,15 +238,31 @@ def load_config_file(path: str | Path) -> dict:
     raise ValueError(f"config file {path}: expected a .json or .toml file")
 
 
+def flag_help(f: dataclasses.Field, default) -> str:
+    """One line of ``--help`` for a config field: its description, range and default."""
+    meta = f.metadata
+    lo, hi = meta.get("min"), meta.get("max")
+    rng = "" if lo is None and hi is None else (
+        f"; >= {lo:g}" if hi is None else f"; in [{lo:g}, {hi:g}]" if lo is not None else f"; <= {hi:g}")
+    shown = ",".join(map(str, default)) if isinstance(default, tuple) else str(default).lower() if isinstance(
+        default, bool) else repr(default) if isinstance(default, str) else default
+    return f"{meta['help']}{rng} (default: {shown})"
+
+
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """Add one ``--flag`` per config field (default ``None`` = not given)."""
+    """Add one ``--flag`` per config field (default ``None`` = not given), with the help text,
+    choices and range declared on the field."""
     for section, cls in SECTIONS.items():
         group = parser.add_argument_group(f"[{section}]")
         defaults = cls()
         for f in dataclasses.fields(cls):
             flag = "--" + f.name.replace("_", "-")
-            group.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(),
-                               help=f"(default: {getattr(defaults, f.name)!r})")
+            choices = f.metadata.get("choices")
+            typ = _field_types(cls)[f.name]
+            metavar = ("{" + ",".join(choices) + "}" if choices else "{true,false}" if typ is bool
+                       else f.name.upper())
+            group.add_argument(flag, dest=f.name, default=None, metavar=metavar,
+                               help=flag_help(f, getattr(defaults, f.name)))
 
 
 def explicit_flags(args: argparse.Namespace) -> dict[str, object]:

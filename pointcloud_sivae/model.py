@@ -13,18 +13,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pointcloud_sivae.fields import option
+
+
+ENCODERS = ("pointnet", "dgcnn")
+
 
 @dataclass
 class ModelConfig:
-    z_dim: int = 128  # latent size
-    num_points: int = 0  # points per cloud (decoder output); 0 = take it from the prepared data
-    encoder_channels: tuple[int, ...] = (64, 128, 256, 256, 512)  # per-point 1x1 Conv1d widths
-    encoder_fc: int = 256  # width of the Linear layer after max-pooling
-    decoder_widths: tuple[int, ...] = (64, 128, 512, 1024)  # hidden widths of the FC decoder
-    prior_std: float = 0.2  # sigma_p of the prior N(0, sigma_p^2 I)
-    encoder: str = "pointnet"  # pointnet | dgcnn (EdgeConv on kNN graphs; needs the [graph] extra)
-    knn_k: int = 20  # DGCNN: neighbours per point
-    encoder_order: str = "relu-bn"  # PointNet layer order: relu-bn (official: Conv, ReLU, BatchNorm) | bn-relu
+    z_dim: int = option(128, "latent size Z (dimensions of z)", min=1)
+    num_points: int = option(0, "points per cloud N the decoder outputs; 0 means take it from the prepared data",
+                             min=0)
+    encoder_channels: tuple[int, ...] = option((64, 128, 256, 256, 512),
+                                               "widths of the PointNet per-point 1x1 Conv1d layers", min=1)
+    encoder_fc: int = option(256, "width of the Linear layer after max-pooling", min=1)
+    decoder_widths: tuple[int, ...] = option((64, 128, 512, 1024), "hidden widths of the fully connected decoder",
+                                             min=1)
+    prior_std: float = option(0.2, "sigma_p of the prior N(0, sigma_p^2 I), > 0", min=1e-6)
+    encoder: str = option("pointnet", "pointnet, or dgcnn (EdgeConv on kNN graphs; needs the [graph] extra)",
+                          choices=ENCODERS)
+    knn_k: int = option(20, "DGCNN: neighbours per point", min=1)
+    encoder_order: str = option("relu-bn", "PointNet layer order: relu-bn (official Soft-IntroVAE: Conv, ReLU, "
+                                "BatchNorm) or bn-relu (PointNet: Conv, BatchNorm, ReLU)",
+                                choices=("relu-bn", "bn-relu"))
 
 
 ENCODER_ORDERS = ("relu-bn", "bn-relu")
