@@ -24,6 +24,7 @@ from eval._io import provenance, write_json
 from eval.evaluate import DISPLAY, GenerationEvaluator, format_table, reconstruction_metrics, summarize
 from eval.protocols import PROTOCOLS
 from pointcloud_sivae.checkpoint import CheckpointError, run_dir_of
+from pointcloud_sivae.cli import bounded_int
 from pointcloud_sivae.data import load_manifest, load_split
 from pointcloud_sivae.inference import Inference
 from pointcloud_sivae.train import select_device
@@ -34,13 +35,16 @@ VALUES_ARE = ("raw: Chamfer distance squared L2 and EMD Euclidean, both mean ove
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--protocol", choices=PROTOCOLS, default="pointflow")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="pointflow",
+                   help="frame the metrics are computed in: pointflow (de-normalised source frame), norm_box "
+                        "(each cloud in [-1, 1]^3, DPM/LION), none (the model frame) (default: pointflow)")
     p.add_argument("--emd", choices=("approx", "exact", "none"), default="approx",
-                   help="EMD implementation, or none for Chamfer metrics and JSD only")
-    p.add_argument("--chamfer-backend", default="auto", help="auto (numba on CPU, torch on CUDA), numba, torch, keops")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", type=Path, help="output JSON file")
-    p.add_argument("--no-progress", action="store_true")
+                   help="EMD implementation, or none for Chamfer metrics and JSD only (default: approx)")
+    p.add_argument("--chamfer-backend", default="auto", choices=("auto", "numba", "torch", "keops"),
+                   help="distance-matrix backend: auto (numba on CPU, torch on CUDA) (default: auto)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--out", type=Path, help="output JSON file (default: beside the checkpoint)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,34 +52,39 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generation", help="MMD, COV, 1-NNA (CD, EMD) and JSD of prior samples vs a split")
     g.add_argument("--checkpoint", required=True, help="run folder or .pt file")
-    g.add_argument("--split", default="test", choices=("train", "val", "test"))
+    g.add_argument("--split", default="test", choices=("train", "val", "test"),
+                   help="reference split R (default: test)")
     g.add_argument("--data-root", help="prepared data root (default: the one the run trained on)")
-    g.add_argument("--num-samples", type=int, help="|S| (default |R|, the PointFlow protocol)")
-    g.add_argument("--seeds", type=int, nargs="+", default=[0])
+    g.add_argument("--num-samples", type=bounded_int(1), help="|S|, >= 1 (default |R|, the PointFlow protocol)")
+    g.add_argument("--seeds", type=bounded_int(0), nargs="+", default=[0],
+                   help="prior-sample seeds; the table gives mean and std over them (default: 0)")
     _common(g)
     r = sub.add_parser("reconstruction", help="CD and EMD between a split and its reconstructions")
-    r.add_argument("--checkpoint", required=True)
-    r.add_argument("--split", default="test", choices=("train", "val", "test"))
-    r.add_argument("--data-root")
+    r.add_argument("--checkpoint", required=True, help="run folder or .pt file")
+    r.add_argument("--split", default="test", choices=("train", "val", "test"),
+                   help="split reconstructed from its posterior means (default: test)")
+    r.add_argument("--data-root", help="prepared data root (default: the one the run trained on)")
     _common(r)
     s = sub.add_parser("sets", help="the generation table for two sets of clouds given as files")
     s.add_argument("--sample", type=Path, required=True, help=".npy (M, N, 3) or .npz with 'points'")
-    s.add_argument("--reference", type=Path, required=True)
+    s.add_argument("--reference", type=Path, required=True, help="reference set R, same formats as --sample")
     _common(s)
     o = sub.add_parser("ood", help="likelihood scores of a split and another prepared set; AUROC per score")
-    o.add_argument("--checkpoint", required=True)
+    o.add_argument("--checkpoint", required=True, help="run folder or .pt file")
     o.add_argument("--in-split", default="test", choices=("train", "val", "test"),
                    help="in-distribution split of the model's own data")
     o.add_argument("--data-root", help="the model's prepared data root (default: the one it trained on)")
     o.add_argument("--ood-data", required=True, help="prepared data root of the other set")
     o.add_argument("--ood-category", required=True, help="category name or synset under --ood-data")
-    o.add_argument("--ood-split", default="all", choices=("all", "train", "val", "test"))
-    o.add_argument("--num-samples", type=int, default=64, help="K importance samples per shape")
+    o.add_argument("--ood-split", default="all", choices=("all", "train", "val", "test"),
+                   help="split(s) of the other set that are scored (default: all)")
+    o.add_argument("--num-samples", type=bounded_int(1), default=64,
+                   help="K importance samples per shape, >= 1 (default: 64)")
     o.add_argument("--obs-std", default="auto",
                    help="sigma of the Gaussian-mixture observation model (model frame), or auto: "
                         "maximum likelihood on the training split")
-    o.add_argument("--seed", type=int, default=0)
-    o.add_argument("--device", default="auto")
+    o.add_argument("--seed", type=bounded_int(0), default=0, help="seed of the importance samples (default: 0)")
+    o.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
     o.add_argument("--out-dir", type=Path, help="folder for ood.json and ood_histograms.png "
                                                 "(default <run>/eval/ood_<category>)")
     from eval.compare import add_compare_parser

@@ -26,6 +26,7 @@ import torch
 from eval._io import provenance, write_json
 from eval.evaluate import DISPLAY, GenerationEvaluator, reconstruction_metrics
 from eval.protocols import PROTOCOLS
+from pointcloud_sivae.cli import bounded_int
 
 # metric -> (direction, display scale, unit). direction: "min", "max", or "half" (closest to 50 %).
 COLUMNS = {
@@ -44,21 +45,26 @@ DIRECTION_TEXT = {"min": "lower is better", "max": "higher is better", "half": "
 def add_compare_parser(sub) -> None:
     c = sub.add_parser("compare", help="train soft-intro / vae / intro with one budget and seeds, tabulate")
     c.add_argument("--out", type=Path, required=True, help="output folder (runs, comparison.md/.json)")
-    c.add_argument("--methods", nargs="+", default=["soft-intro", "vae", "intro"])
-    c.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    c.add_argument("--epochs", type=int, required=True, help="training epochs of every run (the budget)")
-    c.add_argument("--data-root", default="data/shapenet")
-    c.add_argument("--category", default="airplane")
+    c.add_argument("--methods", nargs="+", default=["soft-intro", "vae", "intro"],
+                   help="methods to train: soft-intro, vae, intro (default: all three)")
+    c.add_argument("--seeds", type=bounded_int(0), nargs="+", default=[0, 1, 2],
+                   help="training seeds of every method (default: 0 1 2)")
+    c.add_argument("--epochs", type=bounded_int(1), required=True, help="training epochs of every run (the budget)")
+    c.add_argument("--data-root", default="data/shapenet", help="prepared data root (default: data/shapenet)")
+    c.add_argument("--category", default="airplane", help="category or ModelNet40 class (default: airplane)")
     c.add_argument("--config", help="JSON/TOML training config shared by every run")
     c.add_argument("--preset", help="training preset shared by every run (applied before --config and --set)")
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="training config field for every run, e.g. --set beta_rec=640 (repeatable)")
     c.add_argument("--checkpoint-choice", choices=("best", "last"), default="best",
                    help="best: lowest validation JSD (default); last: the final epoch")
-    c.add_argument("--protocol", choices=PROTOCOLS, default="pointflow")
-    c.add_argument("--emd", choices=("approx", "exact", "none"), default="approx")
-    c.add_argument("--num-importance", type=int, default=16, help="K importance samples for log p(x)")
-    c.add_argument("--device", default="auto")
+    c.add_argument("--protocol", choices=PROTOCOLS, default="pointflow",
+                   help="metric frame: pointflow, norm_box or none (see python -m eval generation -h)")
+    c.add_argument("--emd", choices=("approx", "exact", "none"), default="approx",
+                   help="EMD implementation, or none for Chamfer metrics and JSD only (default: approx)")
+    c.add_argument("--num-importance", type=bounded_int(0), default=16,
+                   help="K importance samples for log p(x); 0 skips the likelihood columns (default: 16)")
+    c.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
     c.add_argument("--progress", action="store_true", help="show training progress bars")
     c.add_argument("--split", choices=("test", "val"), default="test",
                    help="split every run is scored on (choose settings on val, score the chosen one on test once)")

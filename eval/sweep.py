@@ -32,6 +32,7 @@ import numpy as np
 from eval._io import provenance, write_json
 from eval.compare import COLUMNS, DIRECTION_TEXT, _check_protocol, _train_config, score_run, train_one
 from eval.protocols import PROTOCOLS
+from pointcloud_sivae.cli import bounded_int
 
 
 def add_sweep_parser(sub) -> None:
@@ -39,24 +40,30 @@ def add_sweep_parser(sub) -> None:
     c.add_argument("--out", type=Path, required=True, help="output folder (cells/, sweep.md, sweep.json)")
     c.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                    help="a training config field and its values (repeatable; cells are the product)")
-    c.add_argument("--methods", nargs="+", default=["soft-intro"])
-    c.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    c.add_argument("--epochs", type=int, required=True, help="training epochs of every run (the budget)")
-    c.add_argument("--data-root", default="data/shapenet")
-    c.add_argument("--category", default="airplane")
+    c.add_argument("--methods", nargs="+", default=["soft-intro"],
+                   help="methods trained in every cell: soft-intro, vae, intro (default: soft-intro)")
+    c.add_argument("--seeds", type=bounded_int(0), nargs="+", default=[0, 1, 2],
+                   help="training seeds of every cell (default: 0 1 2)")
+    c.add_argument("--epochs", type=bounded_int(1), required=True, help="training epochs of every run (the budget)")
+    c.add_argument("--data-root", default="data/shapenet", help="prepared data root (default: data/shapenet)")
+    c.add_argument("--category", default="airplane", help="category or ModelNet40 class (default: airplane)")
     c.add_argument("--config", help="JSON/TOML training config shared by every run")
     c.add_argument("--preset", help="training preset shared by every run (applied before --config and --set)")
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="training config field for every run (repeatable)")
     c.add_argument("--checkpoint-choice", choices=("best", "last"), default="last",
                    help="last: the final epoch (default); best: lowest validation JSD")
-    c.add_argument("--protocol", choices=PROTOCOLS, default="none")
-    c.add_argument("--emd", choices=("approx", "exact", "none"), default="none")
-    c.add_argument("--num-importance", type=int, default=0, help="K importance samples for log p(x); 0: skip")
+    c.add_argument("--protocol", choices=PROTOCOLS, default="none",
+                   help="metric frame: pointflow, norm_box or none (default: none, the model frame)")
+    c.add_argument("--emd", choices=("approx", "exact", "none"), default="none",
+                   help="EMD implementation, or none (default: none, Chamfer metrics and JSD only)")
+    c.add_argument("--num-importance", type=bounded_int(0), default=0,
+                   help="K importance samples for log p(x); 0 skips it (default: 0)")
     c.add_argument("--select", choices=sorted(k for k in COLUMNS if k != "train-time"), default="1-NNA-CD",
                    help="val metric that chooses the cell")
-    c.add_argument("--jobs", type=int, default=1, help="runs trained at once (worker processes, 1 thread each)")
-    c.add_argument("--device", default="auto")
+    c.add_argument("--jobs", type=bounded_int(1), default=1,
+                   help="runs trained at once (worker processes, 1 thread each) (default: 1)")
+    c.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
     c.add_argument("--progress", action="store_true", help="show training progress bars")
 
 

@@ -9,11 +9,27 @@ from pointcloud_sivae.checkpoint import CheckpointError
 from pointcloud_sivae.render import RenderError
 
 
+def bounded_int(low: int):
+    """An argparse ``type`` for integers ``>= low``: a smaller value is a usage error naming the bound."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
 def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=description)
-    p.add_argument("--checkpoint", required=True, help="run folder (runs/<run>) or checkpoint .pt")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--checkpoint", required=True, help="run folder (runs/<run>, its last.pt) or a checkpoint .pt")
+    p.add_argument("--out", required=True, help="output folder (created)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--data-root", help="prepared data root for dataset ids (default: the run's)")
     return p
 

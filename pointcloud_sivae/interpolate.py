@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pointcloud_sivae.cli import base_parser, run
+from pointcloud_sivae.cli import base_parser, bounded_int, run
 from pointcloud_sivae.inference import Inference, write_clouds
 from pointcloud_sivae.latent import PATHS, interpolate
 from pointcloud_sivae.render import render_frames, save_gif, save_png, strip
@@ -55,15 +55,21 @@ def run_interpolation(args) -> None:
     print(f"wrote a {args.steps}-step {args.path} interpolation {a_label} -> {b_label} to {out}", file=sys.stderr)
 
 
-def main(argv=None) -> int:
+def build_parser():
     p = base_parser("python -m pointcloud_sivae.interpolate", "Interpolate between two shapes in latent space.")
     p.add_argument("--from", dest="source", required=True, help="dataset id, point-cloud file or prior:SEED")
     p.add_argument("--to", dest="target", required=True, help="dataset id, point-cloud file or prior:SEED")
-    p.add_argument("--steps", type=int, default=8)
-    p.add_argument("--path", choices=PATHS, default="slerp")
+    p.add_argument("--steps", type=bounded_int(2), default=8, help="clouds along the path, ends included, >= 2 "
+                                                                  "(default: 8)")
+    p.add_argument("--path", choices=PATHS, default="slerp",
+                   help="latent path between the posterior means (default: slerp)")
     p.add_argument("--resample", action="store_true", help="subsample files with more points than the model's N")
     p.add_argument("--no-render", action="store_true", help="skip strip.png and the GIF (no open3d needed)")
-    return run(run_interpolation, p.parse_args(argv))
+    return p
+
+
+def main(argv=None) -> int:
+    return run(run_interpolation, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.distances import paired_chamfer
-from pointcloud_sivae.cli import base_parser, run
+from pointcloud_sivae.cli import base_parser, bounded_int, run
 from pointcloud_sivae.data import load_split
 from pointcloud_sivae.inference import Inference, write_clouds
 from pointcloud_sivae.render import ROLE_COLORS, HeadlessRenderer, save_png, side_by_side_offsets
@@ -52,15 +52,21 @@ def reconstruct(args) -> None:
     print(f"reconstructed {len(labels)} shapes into {out} (mean Chamfer distance {cd.mean():.4g})", file=sys.stderr)
 
 
-def main(argv=None) -> int:
+def build_parser():
     p = base_parser("python -m pointcloud_sivae.reconstruct", "Reconstruct shapes with a trained checkpoint.")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--split", default="test", choices=("train", "val", "test"),
+                   help="split whose shapes are reconstructed (default: test)")
     p.add_argument("--ids", nargs="+", help="model ids in the split (default: the first --limit)")
-    p.add_argument("--limit", type=int, default=8)
+    p.add_argument("--limit", type=bounded_int(1), default=8, help="shapes to reconstruct without --ids, >= 1 "
+                                                                  "(default: 8)")
     p.add_argument("--files", nargs="+", help="point-cloud files (.ply .npy .xyz .txt) in source units")
     p.add_argument("--resample", action="store_true", help="subsample files with more points than the model's N")
-    p.add_argument("--no-render", action="store_true")
-    return run(reconstruct, p.parse_args(argv))
+    p.add_argument("--no-render", action="store_true", help="skip pairs.png (no open3d needed)")
+    return p
+
+
+def main(argv=None) -> int:
+    return run(reconstruct, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pointcloud_sivae.cli import base_parser, run
+from pointcloud_sivae.cli import base_parser, bounded_int, run
 from pointcloud_sivae.inference import Inference, write_clouds
 from pointcloud_sivae.render import ROLE_COLORS, HeadlessRenderer, save_png, strip
 
@@ -33,12 +33,16 @@ def sample(args) -> None:
     print(f"wrote {args.num} samples to {out}", file=sys.stderr)
 
 
-def main(argv=None) -> int:
+def build_parser():
     p = base_parser("python -m pointcloud_sivae.sample", "Draw clouds from the prior of a trained checkpoint.")
-    p.add_argument("-n", "--num", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-n", "--num", type=bounded_int(1), default=16, help="clouds to draw, >= 1 (default: 16)")
+    p.add_argument("--seed", type=bounded_int(0), default=0, help="seed of the prior samples, >= 0 (default: 0)")
     p.add_argument("--no-render", action="store_true", help="skip the PNG (no open3d needed)")
-    return run(sample, p.parse_args(argv))
+    return p
+
+
+def main(argv=None) -> int:
+    return run(sample, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -156,7 +156,7 @@ def view(args) -> None:
         Player(seq, args.fps).run()
 
 
-def main(argv=None) -> int:
+def build_parser():
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m pointcloud_sivae.view", description=__doc__.splitlines()[0],
@@ -164,8 +164,12 @@ def main(argv=None) -> int:
     p.add_argument("path", help="folder (or .npz) written by interpolate, sample or reconstruct")
     p.add_argument("--headless", action="store_true", help="render PNG frames instead of opening a window")
     p.add_argument("--out", help="folder for --headless frames")
-    p.add_argument("--fps", type=float, default=6.0, help="playback speed")
-    return run(view, p.parse_args(argv))
+    p.add_argument("--fps", type=float, default=6.0, help="playback speed, frames per second (default: 6)")
+    return p
+
+
+def main(argv=None) -> int:
+    return run(view, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -29,10 +29,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="category names or synset ids, e.g. airplane 03001627 (modelnet40, or hdf5 with a "
                         "shape_names.txt: class names, e.g. airplane night_stand)")
     p.add_argument("--out", type=Path, default=Path("data/shapenet"), help="prepared data root")
-    p.add_argument("--num-points", type=int, default=2048, help="points per cloud (uniform random subset)")
-    p.add_argument("--normalization", choices=NORMALIZATIONS, default="none")
-    p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--split", type=float, nargs=3, default=(0.7, 0.15, 0.15), metavar=("TRAIN", "VAL", "TEST"))
+    p.add_argument("--num-points", type=int, default=2048, help="points per cloud, >= 1 (uniform random subset) "
+                                                                "(default: 2048)")
+    p.add_argument("--normalization", choices=NORMALIZATIONS, default="none",
+                   help="none (source units), unit_sphere or bbox (per shape), global (training-set mean and "
+                        "one std, PointFlow) (default: none)")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the split and of each shape's point subset "
+                                                             "(default: 0)")
+    p.add_argument("--split", type=float, nargs=3, default=(0.7, 0.15, 0.15), metavar=("TRAIN", "VAL", "TEST"),
+                   help="fractions of a seeded split (summing to 1), used where the release has no split "
+                        "(default: 0.7 0.15 0.15)")
     p.add_argument("--on-error", choices=("skip", "fail"), default="skip",
                    help="malformed source file: report and skip it, or stop with nothing written")
     p.add_argument("--sampling", choices=SAMPLING_METHODS, default="uniform",
@@ -42,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)), help="parallel worker processes")
     p.add_argument("--retry-failed", action="store_true", help="retry shapes that failed in an earlier run")
     p.add_argument("--overwrite", action="store_true", help="replace an existing prepared category")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
