@@ -1,1 +1,1 @@
-"""Evaluation metrics for point-cloud generation (METHOD.md section 3)."""
+"""Evaluation metrics for point-cloud generation (docs/metrics.md)."""

@@ -1,7 +1,7 @@
 """Distances between point clouds and matrices of them, computed once for all metrics.
 
 * Chamfer distance: squared L2, mean over points, both directions summed
-  (PointFlow / latent_3d_points convention, METHOD.md section 2).
+  (PointFlow / latent_3d_points convention, docs/metrics.md).
 * EMD: ``(1/N) min_phi sum ||x - phi(x)||`` (Euclidean, not squared) for equal-size
   clouds. :func:`emd_exact` solves the assignment exactly (scipy's Hungarian-type
   solver); :func:`emd_approx` is the "approxmatch" scheme of Fan et al. (CVPR 2017)

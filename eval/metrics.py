@@ -1,7 +1,7 @@
 """Generation metrics as small functions of precomputed distance matrices.
 
 Definitions and units follow PointFlow's ``evaluation_metrics.py`` (Yang et al.,
-ICCV 2019) and Achlioptas et al. (ICML 2018); METHOD.md section 3. ``D_sr`` has
+ICCV 2019) and Achlioptas et al. (ICML 2018); docs/metrics.md. ``D_sr`` has
 one row per generated cloud (S) and one column per reference cloud (R).
 """
 

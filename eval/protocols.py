@@ -1,4 +1,4 @@
-"""Named normalisation protocols applied to clouds before the metrics (METHOD.md section 3).
+"""Named normalisation protocols applied to clouds before the metrics (docs/metrics.md).
 
 Numbers from different protocols are not comparable; every result records its protocol.
 

@@ -1,7 +1,7 @@
 """The Soft-IntroVAE objectives as pure functions of per-shape tensors.
 
 No module, optimiser or ``.backward()`` here: the trainer decides what is frozen
-and detached, these functions only do the arithmetic of METHOD.md section 1.
+and detached, these functions only do the arithmetic of docs/method.md.
 Inputs are per-shape values of shape (B,); ``rec_*`` are reconstruction losses
 (Chamfer distance summed over points and rescaled to ``N_ref`` points, see
 :func:`point_count_scales`) and ``kl_*`` are KL divergences to the prior, summed over

@@ -5,7 +5,7 @@ Every method maps a cloud ``P`` to ``(P - shift) / scale`` with a per-cloud ``sh
 ``shift`` and ``scale`` of every cloud, and the manifest names the method, so any
 consumer can return to the source coordinates.
 
-Methods (METHOD.md section 3):
+Methods (docs/frames.md):
 
 * ``none``: identity (the Soft-IntroVAE 3D reference trains on raw ShapeNet clouds).
 * ``unit_sphere``: per shape, centroid to the origin, farthest point at radius 1.

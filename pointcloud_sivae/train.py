@@ -1,7 +1,7 @@
 """``python -m pointcloud_sivae.train``: train a Soft-IntroVAE on a prepared ShapeNet category.
 
 Each step runs the encoder step, then the decoder step (Daniel & Tamar, CVPR 2021,
-Algorithm 1; METHOD.md section 1):
+Algorithm 1; docs/method.md):
 
 * **Encoder step**: the decoder is frozen (``requires_grad=False``); the
   reconstructions ``x_r`` and prior samples ``x_f`` are detached before they are
