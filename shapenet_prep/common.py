@@ -43,7 +43,7 @@ def subsample(points: np.ndarray, num_points: int, seed: int, model_id: str, pat
     Raises:
         MalformedShapeError: fewer points than requested, or non-finite coordinates.
     """
-    points = np.asarray(points)
+    points = real_array(points, path or model_id, "the point array")
     if points.ndim != 2 or points.shape[1] != 3:
         raise MalformedShapeError(path or model_id, f"expected an (N, 3) array of points, got shape {points.shape}")
     if points.shape[0] < num_points:
@@ -53,6 +53,52 @@ def subsample(points: np.ndarray, num_points: int, seed: int, model_id: str, pat
         raise MalformedShapeError(path or model_id, "NaN or infinite coordinates")
     idx = shape_rng(seed, model_id).choice(points.shape[0], size=num_points, replace=False)
     return points[idx].astype(np.float32), None if normals is None else np.asarray(normals)[idx].astype(np.float32)
+
+
+def real_array(arr, path, what: str) -> np.ndarray:
+    """``arr`` as a float64 array when it holds real numbers (float, integer or bool dtype).
+
+    Raises:
+        MalformedShapeError: a string, object, complex or structured dtype (naming it).
+    """
+    arr = np.asarray(arr)
+    if arr.dtype.kind not in "fiub":
+        kind = {"c": "complex numbers", "U": "text", "S": "bytes", "O": "Python objects", "V": "a structured record"}
+        raise MalformedShapeError(path, f"{what} holds {kind.get(arr.dtype.kind, arr.dtype.name)} "
+                                        f"(dtype {arr.dtype}), not real coordinates")
+    return arr.astype(np.float64, copy=False)
+
+
+def numpy_value_error(exc: ValueError, what: str) -> str:
+    """numpy's ValueError in our words; its advice to allow pickles is never passed on."""
+    if "pickle" in str(exc):
+        return f"not a plain numeric {what}: it holds Python objects, which are never unpickled"
+    return f"not a valid {what} ({exc})"
+
+
+def read_numpy(path, what: str = ".npy"):
+    """``np.load(path, allow_pickle=False)`` with every way a file can be broken turned into a
+    :class:`MalformedShapeError` in our words (never numpy's advice to allow pickles).
+
+    Returns an ndarray for ``.npy``, or the open ``NpzFile`` for ``.npz`` (use it in ``with``).
+    """
+    import zipfile
+
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise MalformedShapeError(path, f"empty file (0 bytes), not a {what}")
+    if path.is_file():
+        with open(path, "rb") as f:
+            magic = f.read(6)
+        if not (magic.startswith(b"\x93NUMPY") or magic.startswith(b"PK")):
+            raise MalformedShapeError(path, f"not a NumPy {what} (it starts with {magic!r}, not a .npy or .npz "
+                                            "header)")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise MalformedShapeError(path, numpy_value_error(exc, what)) from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise MalformedShapeError(path, f"unreadable or truncated {what} ({type(exc).__name__}: {exc})") from None
 
 
 def split_from_name(name: str) -> str | None:

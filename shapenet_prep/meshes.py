@@ -37,6 +37,41 @@ def list_shapes(source: Path, synset: str, **_) -> list[ShapeRef]:
     return refs
 
 
+def check_obj_text(path: Path) -> None:
+    """Checks trimesh does not make: OBJ face indices (1-based; 0 is invalid, negatives count
+    back from the last vertex) within the vertex count, and a last line cut mid-record.
+
+    Raises:
+        MalformedShapeError: naming the line and what is wrong with it.
+    """
+    text = Path(path).read_text(errors="replace")
+    lines = text.splitlines()
+    n_vertices = 0
+    for k, line in enumerate(lines, 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] == "v":
+            n_vertices += 1
+        elif parts[0] == "f":
+            for token in parts[1:]:
+                head = token.split("/", 1)[0]
+                try:
+                    index = int(head)
+                except ValueError:
+                    raise MalformedShapeError(path, f"line {k}: face entry {token!r} is not a vertex index") from None
+                if index == 0:
+                    raise MalformedShapeError(path, f"line {k}: face index 0 (OBJ vertex indices start at 1)")
+                if abs(index) > n_vertices:
+                    raise MalformedShapeError(path, f"line {k}: face index {index} but only {n_vertices} vertices "
+                                                    "precede it")
+    if lines and not text.endswith("\n"):
+        parts = lines[-1].split()
+        if parts and ((parts[0] == "v" and len(parts) < 4) or (parts[0] == "f" and len(parts) < 4)):
+            raise MalformedShapeError(path, f"truncated file: the last line ({lines[-1].strip()!r}, line "
+                                            f"{len(lines)}) is cut mid-record")
+
+
 def load_mesh(path: Path):
     """Load a mesh file as one ``trimesh.Trimesh`` and check it can be sampled.
 
@@ -48,6 +83,8 @@ def load_mesh(path: Path):
 
     if not Path(path).is_file():
         raise MalformedShapeError(path, "mesh file missing (neither v2 models/model_normalized.obj nor v1 model.obj)")
+    if Path(path).suffix.lower() == ".obj":
+        check_obj_text(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -21,7 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from shapenet_prep.common import Sampling, ShapeRef, require_dir, split_from_name, subsample
+from shapenet_prep.common import (
+    Sampling,
+    ShapeRef,
+    numpy_value_error,
+    read_numpy,
+    real_array,
+    require_dir,
+    split_from_name,
+    subsample,
+)
 from shapenet_prep.errors import MalformedShapeError
 
 
@@ -34,11 +43,10 @@ class PC15k:
 
     @staticmethod
     def load(ref: ShapeRef, s: Sampling):
-        try:
-            pts = np.load(ref.path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise MalformedShapeError(ref.path, f"unreadable .npy ({exc})") from None
-        return subsample(pts, s.num_points, s.seed, ref.model_id, ref.path)
+        pts = read_numpy(ref.path, ".npy")
+        if not isinstance(pts, np.ndarray):
+            raise MalformedShapeError(ref.path, "an .npz archive where a .npy array was expected")
+        return subsample(real_array(pts, ref.path, "the array"), s.num_points, s.seed, ref.model_id, ref.path)
 
 
 class L3DP:
@@ -72,11 +80,23 @@ class ONet:
 
     @staticmethod
     def load(ref: ShapeRef, s: Sampling):
+        import zipfile
+
+        z = read_numpy(ref.path, "pointcloud.npz")
+        if isinstance(z, np.ndarray):
+            raise MalformedShapeError(ref.path, "a .npy array where a pointcloud.npz archive was expected")
         try:
-            with np.load(ref.path, allow_pickle=False) as z:
-                pts = z["points"].astype(np.float32)
-                normals = z["normals"].astype(np.float32) if s.normals and "normals" in z.files else None
-        except (OSError, ValueError, KeyError) as exc:
+            with z:
+                if "points" not in z.files:
+                    raise MalformedShapeError(ref.path, f"no 'points' array (found {z.files})")
+                pts = real_array(z["points"], ref.path, "'points'")
+                normals = (real_array(z["normals"], ref.path, "'normals'")
+                           if s.normals and "normals" in z.files else None)
+        except MalformedShapeError:
+            raise
+        except ValueError as exc:
+            raise MalformedShapeError(ref.path, numpy_value_error(exc, "pointcloud.npz")) from None
+        except (OSError, EOFError, zipfile.BadZipFile) as exc:
             raise MalformedShapeError(ref.path, f"unreadable pointcloud.npz ({type(exc).__name__}: {exc})") from None
         if s.normals and normals is None:
             raise MalformedShapeError(ref.path, "no 'normals' array but --normals was asked for")
@@ -121,24 +141,55 @@ class HDF5:
         refs = []
         for f in files:
             try:
-                with h5py.File(f, "r") as h:
-                    if "data" not in h:
-                        raise MalformedShapeError(f, f"no 'data' array (found {list(h.keys())})")
-                    labels = np.asarray(h["label"]).reshape(-1) if "label" in h else None
-                    count = h["data"].shape[0]
-            except OSError as exc:
-                raise MalformedShapeError(f, f"unreadable HDF5 ({exc})") from None
+                labels, count = HDF5._contents(f)
+            except MalformedShapeError:  # the whole file is skipped; load() gives the reason
+                refs.append(ShapeRef(f.stem, f, split_from_name(f.stem), None))
+                continue
             for i in range(count):
                 if h5_label is None or (labels is not None and int(labels[i]) == h5_label):
                     refs.append(ShapeRef(f"{f.stem}_{i:05d}", f, split_from_name(f.stem), i))
         return refs
 
     @staticmethod
+    def _contents(path: Path) -> tuple[np.ndarray | None, int]:
+        """``(labels or None, number of shapes)`` of one file.
+
+        Raises:
+            MalformedShapeError: not HDF5, no ``data``, ``data`` a group or a scalar.
+        """
+        import h5py
+
+        if path.stat().st_size == 0:
+            raise MalformedShapeError(path, "empty file (0 bytes), not HDF5")
+        try:
+            with h5py.File(path, "r") as h:
+                if "data" not in h:
+                    raise MalformedShapeError(path, f"no 'data' array (found {list(h.keys())})")
+                data = h["data"]
+                if not isinstance(data, h5py.Dataset):
+                    raise MalformedShapeError(path, "'data' is a group, not an array of shapes")
+                if data.ndim == 0:
+                    raise MalformedShapeError(path, "'data' is a scalar, not an (M, P, 3+) array of shapes")
+                labels = None
+                if "label" in h and isinstance(h["label"], h5py.Dataset) and h["label"].ndim > 0:
+                    labels = np.asarray(h["label"]).reshape(-1)
+                return labels, data.shape[0]
+        except OSError as exc:
+            raise MalformedShapeError(path, f"not a readable HDF5 file ({exc})") from None
+
+    @staticmethod
     def load(ref: ShapeRef, s: Sampling):
         import h5py
 
-        with h5py.File(ref.path, "r") as h:
-            row = np.asarray(h["data"][ref.index])
+        if ref.index is None:  # a file that cannot be listed: say why
+            HDF5._contents(ref.path)
+            raise MalformedShapeError(ref.path, "no shapes could be listed")
+        try:
+            with h5py.File(ref.path, "r") as h:
+                row = np.asarray(h["data"][ref.index])
+        except (OSError, KeyError) as exc:
+            raise MalformedShapeError(ref.path, f"shape {ref.index}: unreadable ({type(exc).__name__}: {exc})") from None
         if row.ndim != 2 or row.shape[1] < 3:
             raise MalformedShapeError(ref.path, f"shape {ref.index}: expected (P, 3+) points, got {row.shape}")
-        return subsample(row[:, :3], s.num_points, s.seed, ref.model_id, ref.path)
+        return subsample(real_array(row[:, :3], ref.path, f"shape {ref.index}"), s.num_points, s.seed,
+                         ref.model_id, ref.path)

@@ -137,10 +137,15 @@ def _work(fmt: str, ref: ShapeRef, sampling: Sampling, cache: Path) -> tuple[str
     """Load one shape into the cache; returns ``(model_id, reason or None)``. Runs in a worker."""
     try:
         points, normals = FORMATS[fmt].load(ref, sampling)
-    except MalformedShapeError as exc:
-        record = f"{exc.path}\t{exc.reason}".encode()
+    except Exception as exc:  # noqa: BLE001 - one broken file never stops a category: recorded and skipped
+        if isinstance(exc, MalformedShapeError):
+            path, reason = exc.path, exc.reason
+        else:  # an error no reader foresaw: named, never with a library's advice to load pickles
+            detail = "it holds Python objects, which are never unpickled" if "pickle" in str(exc) else str(exc)
+            path, reason = str(ref.path), f"cannot be read ({type(exc).__name__}: {detail})"
+        record = f"{path}\t{reason}".encode()
         _atomic_write(cache / f"{ref.model_id}.err", lambda f: f.write(record))
-        return ref.model_id, f"{exc.path}: {exc.reason}"
+        return ref.model_id, f"{path}: {reason}"
     arrays = {"points": points} if normals is None else {"points": points, "normals": normals}
     _atomic_write(cache / f"{ref.model_id}.npz", lambda f: np.savez(f, **arrays))
     return ref.model_id, None

@@ -1,0 +1,127 @@
+"""Bad input files: each is skipped with its reason, in our words, and the good shapes beside it are kept."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from shapenet_prep import PrepareOptions, prepare_category
+
+from .conftest import SHARED_DATA
+
+ONET = SHARED_DATA / "onet" / "02828884"
+
+
+def _prepare(source, out, fmt, category, **kw):
+    return prepare_category(PrepareOptions(source=source, category=category, out=out, format=fmt, num_points=64,
+                                           progress=False, split_fractions=(1.0, 0.0, 0.0), **kw))
+
+
+def _reasons(manifest):
+    return {s["id"]: s["reason"] for s in manifest["skipped"]}
+
+
+def _no_unsafe_advice(reasons):
+    assert not any("allow_pickle" in r for r in reasons.values()), reasons
+
+
+def test_onet_folder_with_broken_archives(tmp_path):
+    if not ONET.is_dir():
+        pytest.skip(f"ONet benches not found at {ONET} (../shared/data is absent)")
+    root = tmp_path / "onet" / "02828884"
+    good = sorted(p.name for p in ONET.iterdir())[:3]
+    for name in good:
+        (root / name).mkdir(parents=True)
+        shutil.copy(ONET / name / "pointcloud.npz", root / name / "pointcloud.npz")
+    real = (ONET / good[0] / "pointcloud.npz").read_bytes()
+    bad = {
+        "empty": b"",
+        "truncated": real[: len(real) // 2],
+        "garbage": b"this is not a zip archive" * 10,
+    }
+    for name, data in bad.items():
+        (root / name).mkdir()
+        (root / name / "pointcloud.npz").write_bytes(data)
+    arrays = {
+        "nopoints": {"normals": np.zeros((100, 3))},
+        "complex": {"points": np.zeros((100, 3), np.complex64)},
+        "text": {"points": np.full((100, 3), "x")},
+        "objects": {"points": np.array([None] * 300, dtype=object).reshape(100, 3)},
+    }
+    for name, arrs in arrays.items():
+        (root / name).mkdir()
+        np.savez(root / name / "pointcloud.npz", **arrs)
+    m = _prepare(tmp_path / "onet", tmp_path / "out", "onet", "bench")
+    assert m["splits"]["train"] == good
+    r = _reasons(m)
+    assert set(r) == set(bad) | set(arrays)
+    assert "empty file (0 bytes)" in r["empty"]
+    assert "truncated" in r["truncated"] or "unreadable" in r["truncated"]
+    assert "no 'points' array" in r["nopoints"]
+    assert "complex numbers" in r["complex"] and "text" in r["text"]
+    assert "never unpickled" in r["objects"] and "not a NumPy pointcloud.npz" in r["garbage"]
+    _no_unsafe_advice(r)
+    again = _prepare(tmp_path / "onet", tmp_path / "out2", "onet", "bench")  # a rerun does not crash either
+    assert again["splits"]["train"] == good
+
+
+def test_pc15k_folder_with_broken_arrays(tmp_path):
+    root = tmp_path / "pc" / "02691156" / "train"
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        np.save(root / f"good{i}.npy", rng.uniform(-0.5, 0.5, (200, 3)).astype(np.float32))
+    (root / "empty.npy").write_bytes(b"")
+    (root / "garbage.npy").write_bytes(b"\x93NUMPY garbage")
+    np.save(root / "text.npy", np.full((200, 3), "a"))
+    np.save(root / "complex.npy", np.ones((200, 3), np.complex128))
+    np.save(root / "objects.npy", np.array([None] * 600, dtype=object).reshape(200, 3), allow_pickle=True)
+    m = _prepare(tmp_path / "pc", tmp_path / "out", "pc15k", "airplane", split_seed=0)
+    assert sorted(sum(m["splits"].values(), [])) == ["good0", "good1", "good2"]
+    r = _reasons(m)
+    assert set(r) == {"empty", "garbage", "text", "complex", "objects"}
+    assert "empty file (0 bytes)" in r["empty"] and "text" in r["text"] and "complex numbers" in r["complex"]
+    assert "never unpickled" in r["objects"] and "not a valid .npy" in r["garbage"]
+    _no_unsafe_advice(r)
+
+
+def test_hdf5_folder_with_broken_files_keeps_the_good_file(tmp_path):
+    import h5py
+
+    src = tmp_path / "h5"
+    src.mkdir()
+    rng = np.random.default_rng(1)
+    with h5py.File(src / "good_train0.h5", "w") as h:
+        h["data"] = rng.uniform(-0.5, 0.5, (4, 128, 3)).astype(np.float32)
+        h["label"] = np.zeros((4, 1))
+    with h5py.File(src / "group.h5", "w") as h:
+        h.create_group("data")
+    with h5py.File(src / "scalar.h5", "w") as h:
+        h["data"] = 3.0
+    with h5py.File(src / "nodata.h5", "w") as h:
+        h["points"] = np.zeros((2, 128, 3))
+    (src / "garbage.h5").write_bytes(b"not hdf5 at all" * 20)
+    (src / "empty.h5").write_bytes(b"")
+    m = _prepare(src, tmp_path / "out", "hdf5", "airplane")
+    assert sorted(sum(m["splits"].values(), [])) == [f"good_train0_{i:05d}" for i in range(4)]
+    r = _reasons(m)
+    assert set(r) == {"group", "scalar", "nodata", "garbage", "empty"}
+    assert "'data' is a group" in r["group"] and "'data' is a scalar" in r["scalar"]
+    assert "no 'data' array" in r["nodata"] and "not a readable HDF5" in r["garbage"]
+    assert "empty file (0 bytes)" in r["empty"]
+
+
+def test_obj_face_index_zero_and_a_file_cut_mid_line(tmp_path):
+    root = tmp_path / "mesh" / "02828884"
+    good = "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\nf 1 2 3\nf 2 4 3\n"
+    cases = {"good": good, "zero": good.replace("f 1 2 3", "f 0 1 2"), "cut": good + "f 1 2",
+             "beyond": good + "f 1 2 9\n"}
+    for name, text in cases.items():
+        (root / name / "models").mkdir(parents=True)
+        (root / name / "models" / "model_normalized.obj").write_text(text)
+    m = _prepare(tmp_path / "mesh", tmp_path / "out", "mesh", "bench")
+    assert m["splits"]["train"] == ["good"]
+    r = _reasons(m)
+    assert "face index 0 (OBJ vertex indices start at 1)" in r["zero"]
+    assert "truncated file" in r["cut"] and "cut mid-record" in r["cut"]
+    assert "face index 9 but only 4 vertices" in r["beyond"]
