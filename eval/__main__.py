@@ -175,6 +175,11 @@ def run_reconstruction(args) -> dict:
 def run_sets(args) -> dict:
     t0 = time.perf_counter()
     sample, ref = read_clouds(args.sample), read_clouds(args.reference)
+    if sample.shape[1] != ref.shape[1]:
+        raise ValueError(f"mismatched point counts: {args.sample} holds {sample.shape[1]}-point clouds, "
+                         f"{args.reference} {ref.shape[1]}-point clouds; the metrics compare sets of equal-size "
+                         "clouds (EMD needs it, and Chamfer distances at different counts differ by their sampling "
+                         "floor): subsample the larger set first")
     normalization = {"method": "none"}  # files are taken in their own frame
     ev = GenerationEvaluator(ref, normalization, protocol=args.protocol, emd=args.emd,
                              chamfer_backend=args.chamfer_backend, device=select_device(args.device),

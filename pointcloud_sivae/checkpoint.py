@@ -53,6 +53,16 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
     return path
 
 
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the ``.<name>.*.tmp`` files that a write killed mid-way left in ``folder``;
+    returns what was removed. Only call it when no write is in progress there."""
+    removed = []
+    for tmp in Path(folder).glob(".*.pt.*.tmp"):
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
 def run_dir_of(checkpoint: Path) -> Path:
     """The run folder of a checkpoint file: ``<run>`` for ``<run>/checkpoints/x.pt``, else its folder."""
     checkpoint = Path(checkpoint)
@@ -66,10 +76,19 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         CheckpointError: missing or unreadable file, or not a checkpoint of this package.
     """
     path = resolve_checkpoint_path(path)
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"cannot read checkpoint {path}: the file is empty (0 bytes)")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - re-raised with the file named
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - re-raised in one line of our own, the file named
+        text = str(exc)
+        if "weights_only" in text or "Unsupported global" in text or "pickle" in text.lower():
+            raise CheckpointError(
+                f"cannot read checkpoint {path}: it holds Python objects other than tensors and plain values, so "
+                "it is not a pointcloud-sivae checkpoint and is not loaded (code inside such a file could run)"
+            ) from None
+        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(exc).__name__}: {first}") from None
     missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]
     if missing:
         raise CheckpointError(f"{path} is not a pointcloud-sivae checkpoint (missing {missing})")

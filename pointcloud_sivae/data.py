@@ -75,8 +75,15 @@ def load_split(root: str | Path, category: str, split: str) -> PreparedSplit:
         raise MissingDataError(f"{path} not found; the prepared data is incomplete, "
                                + PREP_HINT.format(category=manifest["category"], root=root) + " --overwrite")
     with np.load(path, allow_pickle=False) as z:
+        points = z["points"].astype(np.float32)
+        bad = ~np.isfinite(points).all(axis=(1, 2)) if points.ndim == 3 else np.ones(1, bool)
+        if bad.any():
+            ids = [str(i) for i in np.asarray(z["ids"])[bad][:5]] if points.ndim == 3 else []
+            raise ValueError(f"{path} holds {int(bad.sum())} cloud(s) with NaN or infinite coordinates "
+                             f"(e.g. {ids}); the prepared data is damaged: "
+                             + PREP_HINT.format(category=manifest["category"], root=root) + " --overwrite")
         return PreparedSplit(
-            points=torch.from_numpy(z["points"].astype(np.float32)),
+            points=torch.from_numpy(points),
             ids=[str(i) for i in z["ids"]],
             shift=torch.from_numpy(z["shift"].astype(np.float32)),
             scale=torch.from_numpy(z["scale"].astype(np.float32)),

@@ -51,6 +51,8 @@ import argparse
 import dataclasses
 import datetime as _dt
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -69,6 +71,7 @@ from pointcloud_sivae.chamfer import chamfer_distance, resolve_backend
 from pointcloud_sivae.checkpoint import (
     CheckpointError,
     load_checkpoint,
+    remove_stale_temporaries,
     resolve_checkpoint_path,
     run_dir_of,
     save_checkpoint,
@@ -112,6 +115,15 @@ from pointcloud_sivae.tb import NullWriter, make_writer
 
 class NonFiniteLossError(RuntimeError):
     """A loss became NaN or infinite; training stopped before the optimiser step."""
+
+
+class RunFolderError(ValueError):
+    """The run folder cannot be written (permissions, a file in the way, a full disk)."""
+
+
+def _checkpoint_bytes(model: nn.Module) -> int:
+    """About what one checkpoint takes: the weights and the two Adam moments, plus 10 %."""
+    return int(1.1 * 3 * sum(p.numel() * p.element_size() for p in model.parameters()))
 
 
 def select_device(name: str) -> torch.device:
@@ -315,10 +327,46 @@ class Trainer:
             "manifest": self.manifest,
         }
 
+    def _check_run_folder(self) -> None:
+        """Before any training: the run folder can be created and written, and has room for a
+        checkpoint (a written one is replaced atomically, so two must fit for a moment).
+
+        Raises:
+            RunFolderError: naming the path and the cause.
+        """
+        ckpt_dir = self.run_dir / "checkpoints"
+        try:
+            ckpt_dir.mkdir(parents=True, exist_ok=True)
+            probe = ckpt_dir / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            raise RunFolderError(f"cannot write the run folder {self.run_dir}: {exc.strerror or exc} "
+                                 f"({exc.filename or ckpt_dir}); choose another --out-dir or fix its "
+                                 "permissions") from None
+        need, free = 2 * _checkpoint_bytes(self.model), shutil.disk_usage(ckpt_dir).free
+        if free < need:
+            raise RunFolderError(f"not enough free space for checkpoints in {ckpt_dir}: {free / 2**20:.1f} MiB "
+                                 f"free, {need / 2**20:.1f} MiB needed; free some space or choose another --out-dir")
+        removed = remove_stale_temporaries(ckpt_dir)
+        if removed:
+            print(f"removed {len(removed)} temporary file(s) left by an interrupted checkpoint write in {ckpt_dir}",
+                  file=sys.stderr)
+
+    def _save(self, state: dict, path: Path) -> None:
+        try:
+            save_checkpoint(state, path)
+        except OSError as exc:
+            last = path.parent / "last.pt"
+            raise RunFolderError(
+                f"cannot write checkpoint {path}: {exc.strerror or exc}; "
+                + (f"the last good checkpoint {last} is intact (resume with --resume {self.run_dir} once there "
+                   "is room)" if last.exists() else "no checkpoint was written yet")) from None
+
     def _write_run_files(self, resumed_from: str | None) -> None:
         if not self.dist.is_main:
             return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._check_run_folder()
         (self.run_dir / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
         (self.run_dir / "manifest.json").write_text(json.dumps(self.manifest, indent=2) + "\n")
         info_path = self.run_dir / "run_info.json"
@@ -690,13 +738,15 @@ class Trainer:
                 with open(self.run_dir / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(record) + "\n")
                 state = self.state_dict()
-                save_checkpoint(state, ckpt_dir / "last.pt")
+                self._save(state, ckpt_dir / "last.pt")
                 if self.best["epoch"] == epoch:
-                    save_checkpoint(state, ckpt_dir / "best.pt")
+                    self._save(state, ckpt_dir / "best.pt")
                 writer.flush()
         finally:
             bar.close()
             writer.close()
+            if main and ckpt_dir.is_dir():
+                remove_stale_temporaries(ckpt_dir)
         return self.history
 
 
@@ -735,6 +785,9 @@ def main(argv: list[str] | None = None) -> int:
         trainer.fit()
     except (ValueError, FileNotFoundError, FileExistsError, NonFiniteLossError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file-system error not foreseen above: one line, path and cause
+        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         if trainer is not None:

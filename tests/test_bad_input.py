@@ -125,3 +125,129 @@ def test_obj_face_index_zero_and_a_file_cut_mid_line(tmp_path):
     assert "face index 0 (OBJ vertex indices start at 1)" in r["zero"]
     assert "truncated file" in r["cut"] and "cut mid-record" in r["cut"]
     assert "face index 9 but only 4 vertices" in r["beyond"]
+
+
+# ----- commands and run folders ------------------------------------------------------------
+
+def test_eval_sets_refuses_mixed_point_counts(tmp_path, capsys):
+    from eval.__main__ import main as eval_main
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "a.npy", rng.uniform(-0.4, 0.4, (4, 512, 3)).astype(np.float32))
+    np.save(tmp_path / "b.npy", rng.uniform(-0.4, 0.4, (4, 256, 3)).astype(np.float32))
+    assert eval_main(["sets", "--sample", str(tmp_path / "a.npy"), "--reference", str(tmp_path / "b.npy"),
+                      "--emd", "none", "--out", str(tmp_path / "o.json")]) == 2
+    assert "mismatched point counts" in capsys.readouterr().err and not (tmp_path / "o.json").exists()
+
+
+def test_checkpoint_errors_are_one_line_of_ours(tmp_path):
+    import torch
+
+    from pointcloud_sivae.checkpoint import CheckpointError, load_checkpoint
+
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"empty.pt: the file is empty \(0 bytes\)"):
+        load_checkpoint(tmp_path / "empty.pt")
+    torch.save({"thing": _Foreign()}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(tmp_path / "foreign.pt")
+    msg = str(info.value)
+    assert "is not loaded" in msg and "weights_only" not in msg and "\n" not in msg
+    (tmp_path / "junk.pt").write_bytes(b"junk" * 10)
+    with pytest.raises(CheckpointError, match="cannot read checkpoint .*junk.pt: "):
+        load_checkpoint(tmp_path / "junk.pt")
+
+
+class _Foreign:  # a pickled object of a class: the kind of file weights_only refuses
+    pass
+
+
+def test_run_folder_under_a_file_is_refused_before_training(airplanes_256, tmp_path, capsys):
+    from pointcloud_sivae.train import main
+
+    (tmp_path / "afile").write_text("x")
+    assert main(["--data-root", str(airplanes_256), "--out-dir", str(tmp_path / "afile"), "--device", "cpu",
+                 "--epochs", "1", "--z-dim", "8", "--progress", "false"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write the run folder" in err and "Traceback" not in err
+
+
+def test_full_disk_is_refused_before_training_and_mid_run_keeps_the_last_checkpoint(airplanes_256, tmp_path,
+                                                                                  monkeypatch):
+    import shutil as _shutil
+    from collections import namedtuple
+
+    import pointcloud_sivae.train as train_mod
+    from pointcloud_sivae.checkpoint import load_checkpoint
+
+    from .conftest import tiny_config
+
+    usage = namedtuple("usage", "total used free")
+    real_usage = _shutil.disk_usage
+    monkeypatch.setattr(train_mod.shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(train_mod.RunFolderError, match="not enough free space for checkpoints"):
+        train_mod.Trainer.new_run(tiny_config(airplanes_256, tmp_path, "full", epochs=1))
+    assert not (tmp_path / "full" / "metrics.jsonl").exists()
+    monkeypatch.setattr(train_mod.shutil, "disk_usage", real_usage)
+    trainer = train_mod.Trainer.new_run(tiny_config(airplanes_256, tmp_path, "mid", epochs=3))
+    calls = {"n": 0}
+    real_save = train_mod.save_checkpoint
+
+    def save(state, path):
+        calls["n"] += 1
+        if state["epoch"] == 2:
+            raise OSError(28, "No space left on device")
+        real_save(state, path)
+
+    monkeypatch.setattr(train_mod, "save_checkpoint", save)
+    with pytest.raises(train_mod.RunFolderError, match="No space left on device; the last good checkpoint .* intact"):
+        trainer.fit()
+    assert load_checkpoint(tmp_path / "mid")["epoch"] == 1
+
+
+def test_stale_checkpoint_temporaries_are_removed_on_resume(airplanes_256, tmp_path, capsys):
+    from pointcloud_sivae.train import Trainer
+
+    from .conftest import tiny_config
+
+    Trainer.new_run(tiny_config(airplanes_256, tmp_path, "r", epochs=1)).fit()
+    stale = tmp_path / "r" / "checkpoints" / ".last.pt.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    Trainer.resume(tmp_path / "r", {"epochs": 1})
+    assert not stale.exists() and "removed 1 temporary file" in capsys.readouterr().err
+
+
+def test_prepared_data_with_nan_is_refused_when_loaded(airplanes_256, tmp_path):
+    from pointcloud_sivae.data import load_split
+
+    root = tmp_path / "copy"
+    shutil.copytree(airplanes_256, root)
+    path = root / "airplane" / "val.npz"
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["points"][2, 5, 1] = np.nan
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=r"val.npz holds 1 cloud\(s\) with NaN or infinite coordinates"):
+        load_split(root, "airplane", "val")
+
+
+def test_resume_after_a_milestone_and_a_validation_epoch_is_bit_exact(airplanes_256, tmp_path):
+    import torch
+
+    from pointcloud_sivae.train import Trainer
+
+    from .conftest import tiny_config
+
+    def cfg(name, epochs):
+        c = tiny_config(airplanes_256, tmp_path, name, epochs=epochs)
+        c.optim.milestones, c.train.val_every, c.train.vis_every = (2,), 2, 10
+        return c
+
+    full = Trainer.new_run(cfg("full", 4))
+    full.fit()
+    Trainer.new_run(cfg("cut", 3)).fit()  # stops after the milestone (epoch 2) and the validation of epoch 2
+    resumed = Trainer.resume(tmp_path / "cut", {"epochs": 4})
+    assert resumed.opt_e.param_groups[0]["lr"] == pytest.approx(2.5e-4)  # the milestone survived the resume
+    resumed.fit()
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
