@@ -41,4 +41,7 @@ def run(fn, args) -> int:
     except (ValueError, FileNotFoundError, CheckpointError, ImportError, RenderError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # an --out under a file, no permission, a full disk
+        print(f"error: cannot write {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     return 0

@@ -251,3 +251,23 @@ def test_resume_after_a_milestone_and_a_validation_epoch_is_bit_exact(airplanes_
     resumed.fit()
     a, b = full.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_prepare_and_eval_outputs_under_a_file_are_one_line(airplanes_256, tmp_path, capsys):
+    from eval.__main__ import main as eval_main
+    from shapenet_prep.__main__ import main as prep_main
+
+    from .conftest import SHAPENETPART
+
+    (tmp_path / "afile").write_text("x")
+    if SHAPENETPART.is_dir():
+        assert prep_main(["--source", str(SHAPENETPART), "--category", "airplane", "--num-points", "64",
+                          "--out", str(tmp_path / "afile" / "out"), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "Traceback" not in err
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "a.npy", rng.uniform(-0.4, 0.4, (3, 64, 3)).astype(np.float32))
+    assert eval_main(["sets", "--sample", str(tmp_path / "a.npy"), "--reference", str(tmp_path / "a.npy"),
+                      "--emd", "none", "--out", str(tmp_path / "afile" / "o.json"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "error: cannot write" in err and "afile" in err and "Traceback" not in err
