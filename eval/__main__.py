@@ -23,7 +23,7 @@ import numpy as np
 from eval._io import provenance, write_json
 from eval.evaluate import DISPLAY, GenerationEvaluator, format_table, reconstruction_metrics, summarize
 from eval.protocols import PROTOCOLS
-from pointcloud_sivae.checkpoint import CheckpointError, run_dir_of
+from pointcloud_sivae.checkpoint import CheckpointError, error_detail, run_dir_of
 from pointcloud_sivae.cli import bounded_int
 from pointcloud_sivae.data import load_manifest, load_split
 from pointcloud_sivae.inference import Inference
@@ -49,6 +49,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m eval", description=__doc__.splitlines()[0])
+    p.add_argument("--verbose", action="store_true", help="print the underlying details of an error")
     sub = p.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generation", help="MMD, COV, 1-NNA (CD, EMD) and JSD of prior samples vs a split")
     g.add_argument("--checkpoint", required=True, help="run folder or .pt file")
@@ -255,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
          "compare": run_compare, "sweep": run_sweep}[args.command](args)
     except (ValueError, FileNotFoundError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if args.verbose and error_detail(exc):
+            print(error_detail(exc), file=sys.stderr)
         return 2
     except OSError as exc:  # an output path under a file, no permission, a full disk
         print(f"error: cannot write {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)

@@ -18,7 +18,12 @@ REQUIRED_KEYS = ("checkpoint_version", "model", "config", "epoch", "global_step"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint is missing, unreadable or incompatible; the message says which."""
+    """A checkpoint is missing, unreadable or incompatible; the message says which in one line.
+    ``detail`` keeps the underlying library's text for ``--verbose``."""
+
+    def __init__(self, message: str, detail: str = ""):
+        super().__init__(message)
+        self.detail = detail
 
 
 def save_checkpoint(state: dict, path: str | Path) -> None:
@@ -53,6 +58,12 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
     return path
 
 
+def error_detail(exc: BaseException) -> str:
+    """The underlying text of an error (for ``--verbose``), never advice to load unsafely."""
+    lines = [ln for ln in getattr(exc, "detail", "").splitlines() if "weights_only=False" not in ln]
+    return "\n".join(lines)
+
+
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Delete the ``.<name>.*.tmp`` files that a write killed mid-way left in ``folder``;
     returns what was removed. Only call it when no write is in progress there."""
@@ -85,10 +96,10 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         if "weights_only" in text or "Unsupported global" in text or "pickle" in text.lower():
             raise CheckpointError(
                 f"cannot read checkpoint {path}: it holds Python objects other than tensors and plain values, so "
-                "it is not a pointcloud-sivae checkpoint and is not loaded (code inside such a file could run)"
-            ) from None
+                "it is not a pointcloud-sivae checkpoint and is not loaded (code inside such a file could run)",
+                detail=text) from None
         first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(exc).__name__}: {first}") from None
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(exc).__name__}: {first}", detail=text) from None
     missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]
     if missing:
         raise CheckpointError(f"{path} is not a pointcloud-sivae checkpoint (missing {missing})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pointcloud_sivae.checkpoint import CheckpointError
+from pointcloud_sivae.checkpoint import CheckpointError, error_detail
 from pointcloud_sivae.render import RenderError
 
 
@@ -31,6 +31,7 @@ def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--data-root", help="prepared data root for dataset ids (default: the run's)")
+    p.add_argument("--verbose", action="store_true", help="print the underlying details of an error")
     return p
 
 
@@ -40,6 +41,8 @@ def run(fn, args) -> int:
         fn(args)
     except (ValueError, FileNotFoundError, CheckpointError, ImportError, RenderError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if getattr(args, "verbose", False) and error_detail(exc):
+            print(error_detail(exc), file=sys.stderr)
         return 2
     except OSError as exc:  # an --out under a file, no permission, a full disk
         print(f"error: cannot write {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)

@@ -70,6 +70,7 @@ from pointcloud_sivae.categories import dataset_category
 from pointcloud_sivae.chamfer import chamfer_distance, resolve_backend
 from pointcloud_sivae.checkpoint import (
     CheckpointError,
+    error_detail,
     load_checkpoint,
     remove_stale_temporaries,
     resolve_checkpoint_path,
@@ -761,6 +762,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", help="named settings shipped with the package, applied before --config and flags "
                                     "(see --list-presets)")
     p.add_argument("--list-presets", action="store_true", help="print the presets and what each is for, then exit")
+    p.add_argument("--verbose", action="store_true", help="print the underlying details of an error")
     add_config_flags(p)
     return p
 
@@ -785,6 +787,8 @@ def main(argv: list[str] | None = None) -> int:
         trainer.fit()
     except (ValueError, FileNotFoundError, FileExistsError, NonFiniteLossError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if args.verbose and error_detail(exc):
+            print(error_detail(exc), file=sys.stderr)
         return 2
     except OSError as exc:  # a file-system error not foreseen above: one line, path and cause
         print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)

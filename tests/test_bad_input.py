@@ -271,3 +271,18 @@ def test_prepare_and_eval_outputs_under_a_file_are_one_line(airplanes_256, tmp_p
                       "--emd", "none", "--out", str(tmp_path / "afile" / "o.json"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "error: cannot write" in err and "afile" in err and "Traceback" not in err
+
+
+def test_a_foreign_checkpoint_is_one_line_and_verbose_adds_details(tmp_path, capsys):
+    import torch
+
+    from pointcloud_sivae.sample import main as sample_main
+
+    torch.save({"thing": _Foreign()}, tmp_path / "foreign.pt")
+    assert sample_main(["--checkpoint", str(tmp_path / "foreign.pt"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not loaded" in err and "weights_only" not in err
+    assert sample_main(["--checkpoint", str(tmp_path / "foreign.pt"), "--out", str(tmp_path / "o"),
+                        "--verbose"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") > 1 and "weights_only=False" not in err
