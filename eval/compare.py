@@ -55,7 +55,8 @@ def add_compare_parser(sub) -> None:
     c.add_argument("--config", help="JSON/TOML training config shared by every run")
     c.add_argument("--preset", help="training preset shared by every run (applied before --config and --set)")
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="training config field for every run, e.g. --set beta_rec=640 (repeatable)")
+                   help="training config field for every run, e.g. --set beta_rec=640, or for one method's runs, "
+                        "e.g. --set vae:beta_kl=2 (repeatable)")
     c.add_argument("--checkpoint-choice", choices=("best", "last"), default="best",
                    help="best: lowest validation JSD (default); last: the final epoch")
     c.add_argument("--protocol", choices=PROTOCOLS, default="pointflow",
@@ -66,15 +67,24 @@ def add_compare_parser(sub) -> None:
                    help="K importance samples for log p(x); 0 skips the likelihood columns (default: 16)")
     c.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
     c.add_argument("--progress", action="store_true", help="show training progress bars")
+    c.add_argument("--jobs", type=bounded_int(1), default=1,
+                   help="runs trained at once (worker processes, 1 thread each) (default: 1)")
     c.add_argument("--split", choices=("test", "val"), default="test",
                    help="split every run is scored on (choose settings on val, score the chosen one on test once)")
 
 
 def _train_config(args, method: str, seed: int):
-    from pointcloud_sivae.config import FLAG_SECTION, resolve_config
+    from pointcloud_sivae.config import FLAG_SECTION, METHODS, resolve_config
 
     flags: dict[str, object] = {}
     for item in args.overrides:
+        only, colon, rest = item.partition(":")
+        if colon and "=" not in only:  # METHOD:KEY=VALUE applies to that method's runs only
+            if only not in METHODS:
+                raise ValueError(f"--set {item!r}: {only!r} is not a method ({', '.join(METHODS)})")
+            if only != method:
+                continue
+            item = rest
         key, sep, value = item.partition("=")
         key = key.strip().lstrip("-").replace("-", "_")
         if not sep or key not in FLAG_SECTION:
@@ -114,6 +124,40 @@ def train_one(args, method: str, seed: int) -> tuple[Path, float]:
         Trainer.new_run(cfg).fit()
     records = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln]
     return run_dir, float(sum(r["epoch_time_s"] for r in records))
+
+
+def _one_thread() -> None:
+    """Worker initialiser: one torch and one numba thread, so J workers share J cores without
+    oversubscription (numba's parallel Chamfer kernel spins a thread per core otherwise)."""
+    import numba
+
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+
+
+def _train_job(args, method: str, seed: int) -> tuple[str, float]:
+    torch.manual_seed(seed)
+    run_dir, train_time = train_one(args, method, seed)
+    return str(run_dir), train_time
+
+
+def train_all(jobs: list[tuple], n_jobs: int = 1) -> dict[tuple, tuple[str, float]]:
+    """Train ``(args, method, seed)`` jobs, ``n_jobs`` at once in worker processes (one thread
+    each) or one after the other in this process; returns ``{(id(args), method, seed): (run
+    folder, training time)}``. A worker's error is raised here."""
+    out: dict[tuple, tuple[str, float]] = {}
+    if n_jobs <= 1:
+        for a, m, s in jobs:
+            out[(id(a), m, s)] = _train_job(a, m, s)
+        return out
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("spawn"), initializer=_one_thread) as pool:
+        futures = {(id(a), m, s): pool.submit(_train_job, a, m, s) for a, m, s in jobs}
+        for key, fut in futures.items():
+            out[key] = fut.result()
+    return out
 
 
 def score_run(args, run_dir: Path, seed: int, ev_cache: dict) -> dict[str, float]:
@@ -201,8 +245,11 @@ def to_markdown(result: dict) -> str:
                        f"{'clear' if b['clear'] else 'within spread'})")
         arrow = {"min": "↓", "max": "↑", "half": "→50%", "one": "→1"}[direction]
         lines.append(f"| {metric} {arrow} | {unit} | " + " | ".join(cells) + f" | {verdict} |")
-    loss = {k: v for k, v in result["train_config"]["loss"].items() if k != "method"}
-    return head + "\n".join(lines) + f"\n\nLoss weights of every run (each method uses its own): `{json.dumps(loss)}`\n"
+    per = result.get("train_configs") or {methods[0]: result["train_config"]}
+    tail = "".join(f"\n* `{m}`: loss `{json.dumps({k: v for k, v in c['loss'].items() if k != 'method'})}`, "
+                   f"warm-up {c['optim']['warmup_epochs']} epochs, z {c['model']['z_dim']}, "
+                   f"encoder order {c['model'].get('encoder_order')}" for m, c in per.items())
+    return head + "\n".join(lines) + f"\n\nTraining configuration per method (every seed the same):{tail}\n"
 
 
 def _check_protocol(args) -> None:
@@ -222,16 +269,17 @@ def run_compare(args) -> dict:
     bad = [m for m in args.methods if m not in METHODS]
     if bad:
         raise ValueError(f"unknown method(s) {bad}; choose from {', '.join(METHODS)}")
-    _train_config(args, args.methods[0], args.seeds[0])  # flags and config file checked before anything runs
+    for method in args.methods:  # flags and config file checked before anything runs
+        _train_config(args, method, args.seeds[0])
     _check_protocol(args)  # before hours of training, not after
     args.out.mkdir(parents=True, exist_ok=True)
     per_run: dict[str, list[dict]] = {m: [] for m in args.methods}
     ev_cache: dict = {}
+    trained = train_all([(args, m, s) for m in args.methods for s in args.seeds], getattr(args, "jobs", 1))
     for method in args.methods:
         for seed in args.seeds:
-            torch.manual_seed(seed)
-            run_dir, train_time = train_one(args, method, seed)
-            scores = score_run(args, run_dir, seed, ev_cache)
+            run_dir, train_time = trained[(id(args), method, seed)]
+            scores = score_run(args, Path(run_dir), seed, ev_cache)
             scores["train-time"] = train_time
             per_run[method].append({"seed": seed, "run": str(run_dir), **scores})
             print(f"[compare] {method} seed {seed}: " + ", ".join(
@@ -252,6 +300,8 @@ def run_compare(args) -> dict:
         "units": {k: (unit or "raw") for k, (_, _, unit) in COLUMNS.items()},
         "values_are": "raw (fractions, distances in the protocol's frame); the markdown applies the display units",
         "train_config": {k: v for k, v in cfg.items() if k in ("model", "loss", "optim")},
+        "train_configs": {m: {k: v for k, v in _train_config(args, m, args.seeds[0]).to_dict().items()
+                              if k in ("model", "loss", "optim")} for m in args.methods},
         "summary": summary, "best": best_per_metric(summary), "per_run": per_run,
     }
     result["run_time_s"] = round(time.perf_counter() - t0, 3)

@@ -24,13 +24,12 @@ import copy
 import itertools
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from eval._io import provenance, write_json
-from eval.compare import COLUMNS, DIRECTION_TEXT, _check_protocol, _train_config, score_run, train_one
+from eval.compare import COLUMNS, DIRECTION_TEXT, _check_protocol, _train_config, score_run, train_all
 from eval.protocols import PROTOCOLS
 from pointcloud_sivae.cli import bounded_int
 
@@ -99,24 +98,6 @@ def _cell_args(args, cell: dict[str, str]):
     return a
 
 
-def _one_thread() -> None:
-    """Worker initialiser: one torch and one numba thread, so J workers share J cores without
-    oversubscription (numba's parallel Chamfer kernel spins a thread per core otherwise)."""
-    import numba
-    import torch
-
-    torch.set_num_threads(1)
-    numba.set_num_threads(1)
-
-
-def _train_job(args, method: str, seed: int) -> tuple[str, float]:
-    import torch
-
-    torch.manual_seed(seed)
-    run_dir, train_time = train_one(args, method, seed)
-    return str(run_dir), train_time
-
-
 def run_sweep(args) -> dict:
     t0 = time.perf_counter()
     cells = parse_grid(args.grid)
@@ -129,23 +110,14 @@ def run_sweep(args) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"[sweep] {len(cells)} cell(s) x {len(args.methods)} method(s) x {len(args.seeds)} seed(s) = "
           f"{len(jobs)} runs of {args.epochs} epochs -> {args.out}", file=sys.stderr)
-    trained: dict[tuple, tuple[str, float]] = {}
-    if args.jobs == 1:
-        for cell, method, seed in jobs:
-            trained[(cell_name(cell), method, seed)] = train_one(_cell_args(args, cell), method, seed)
-    else:
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=mp.get_context("spawn"),
-                                 initializer=_one_thread) as pool:
-            futures = {(cell_name(c), m, s): pool.submit(_train_job, _cell_args(args, c), m, s) for c, m, s in jobs}
-            for key, fut in futures.items():
-                trained[key] = fut.result()
+    cell_args = {cell_name(c): _cell_args(args, c) for c in cells}
+    done = train_all([(cell_args[cell_name(c)], m, s) for c, m, s in jobs], args.jobs)
+    trained = {(cell_name(c), m, s): done[(id(cell_args[cell_name(c)]), m, s)] for c, m, s in jobs}
     per_run: dict[str, dict[str, list[dict]]] = {}
     ev_cache: dict = {}
     for cell, method, seed in jobs:
         run_dir, train_time = trained[(cell_name(cell), method, seed)]
-        scores = score_run(_cell_args(args, cell), Path(run_dir), seed, ev_cache)
+        scores = score_run(cell_args[cell_name(cell)], Path(run_dir), seed, ev_cache)
         scores["train-time"] = train_time
         per_run.setdefault(cell_name(cell), {}).setdefault(method, []).append({"seed": seed, "run": str(run_dir),
                                                                                  **scores})

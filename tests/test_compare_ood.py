@@ -77,6 +77,7 @@ def test_compare_command_trains_scores_and_reuses(airplanes_256, tmp_path, capsy
         assert cfg["loss"]["method"] == m and cfg["optim"]["epochs"] == 1
     md = (out / "comparison.md").read_text()
     assert "| metric | unit | soft-intro | vae |" in md and "1-NNA-CD" in md
+    assert r["train_configs"]["vae"]["loss"]["method"] == "vae" and "* `soft-intro`: loss" in md
     capsys.readouterr()
     assert eval_main(argv) == 0  # a second call reuses the finished runs
     assert capsys.readouterr().err.count("reusing finished run") == 2
@@ -102,6 +103,8 @@ def test_compare_refuses_unknown_methods_and_keys(tmp_path, capsys):
     assert "unknown method(s) ['gan']" in capsys.readouterr().err
     assert eval_main(["compare", "--out", str(tmp_path), "--epochs", "1", "--set", "lr=1"]) == 2
     assert "expected KEY=VALUE with KEY a training config field" in capsys.readouterr().err
+    assert eval_main(["compare", "--out", str(tmp_path), "--epochs", "1", "--set", "gan:beta_kl=2"]) == 2
+    assert "'gan' is not a method" in capsys.readouterr().err
 
 
 def test_compare_checks_the_protocol_before_training(airplanes_256, tmp_path, capsys):
@@ -114,3 +117,16 @@ def test_compare_checks_the_protocol_before_training(airplanes_256, tmp_path, ca
     assert eval_main(["compare", "--out", str(tmp_path / "c"), "--epochs", "1", "--data-root", str(root)]) == 2
     assert "use --protocol norm_box or none" in capsys.readouterr().err
     assert not (tmp_path / "c" / "runs").exists()  # nothing trained
+
+
+def test_compare_per_method_settings(airplanes_256, tmp_path):
+    from types import SimpleNamespace
+
+    from eval.compare import _train_config
+
+    args = SimpleNamespace(overrides=["vae:beta_kl=2", "soft-intro:warmup_epochs=3", "z_dim=16"], epochs=1,
+                           out=tmp_path, data_root=str(airplanes_256), category="airplane", device="cpu",
+                           progress=False, config=None, preset=None)
+    vae, si = _train_config(args, "vae", 0), _train_config(args, "soft-intro", 0)
+    assert (vae.loss.beta_kl, vae.optim.warmup_epochs, vae.model.z_dim) == (2.0, 0, 16)
+    assert (si.loss.beta_kl, si.optim.warmup_epochs, si.model.z_dim) == (1.0, 3, 16)
