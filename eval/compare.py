@@ -234,7 +234,8 @@ def to_markdown(result: dict) -> str:
         cells = []
         for m in methods:
             v = summary[m].get(metric)
-            cells.append("—" if v is None else f"{v['mean'] * scale:.4g} ± {v['std'] * scale:.2g}")
+            std = 0.0 if v is None or abs(v["std"]) < 1e-12 else v["std"]  # float noise of equal values
+            cells.append("—" if v is None else f"{v['mean'] * scale:.4g} ± {std * scale:.2g}")
         b = best.get(metric)
         if not b:
             verdict = ""

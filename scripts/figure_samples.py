@@ -39,7 +39,7 @@ def main(argv=None) -> int:
             rows.append(inf.to_output_frame(real))
             titles.append(f"real ({args.split})")
         rows.append(inf.to_output_frame(inf.decode(inf.prior(args.num, args.seed))))
-        titles.append(f"{name}: prior samples")
+        titles.append(f"{name} samples")
     save_png(args.out, render_grid(rows, titles))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
