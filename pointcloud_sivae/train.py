@@ -523,9 +523,16 @@ class Trainer:
                 z_prior = self.cfg.model.prior_std * self._global_randn()
                 z, terms = self._encoder_step(x, z_prior, method)
                 terms["loss_d"] = self._decoder_step(x, z, z_prior, method)
-        names = list(terms)
+        names = [k for k in terms if not k.endswith("_min")]
         values = reduce_weighted(torch.stack([terms[k].detach().float() for k in names]), self._share, self.dist)
-        return dict(zip(names, values.tolist()))  # one device sync
+        out = dict(zip(names, values.tolist()))  # one device sync
+        mins = [k for k in terms if k.endswith("_min")]
+        if mins:  # minima of the global batch, not a weighted mean of the shards' minima
+            low = torch.stack([terms[k].detach().float() for k in mins])
+            if self.dist.enabled:
+                torch.distributed.all_reduce(low, op=torch.distributed.ReduceOp.MIN)
+            out.update(zip(mins, low.tolist()))
+        return out
 
     def _begin_step(self, n: int) -> slice:
         """Set up a step on a global batch of ``n`` shapes; returns this process's rows.
