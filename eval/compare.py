@@ -42,13 +42,10 @@ DIRECTION_TEXT = {"min": "lower is better", "max": "higher is better", "half": "
                   "one": "closest to 1 is better"}
 
 
-def add_compare_parser(sub) -> None:
-    c = sub.add_parser("compare", help="train soft-intro / vae / intro with one budget and seeds, tabulate")
-    c.add_argument("--out", type=Path, required=True, help="output folder (runs, comparison.md/.json)")
-    c.add_argument("--methods", nargs="+", default=["soft-intro", "vae", "intro"],
-                   help="methods to train: soft-intro, vae, intro (default: all three)")
+def add_training_options(c) -> None:
+    """The options that say how every run of ``compare`` and ``sweep`` is trained."""
     c.add_argument("--seeds", type=bounded_int(0), nargs="+", default=[0, 1, 2],
-                   help="training seeds of every method (default: 0 1 2)")
+                   help="training seeds of every method and cell (default: 0 1 2)")
     c.add_argument("--epochs", type=bounded_int(1), required=True, help="training epochs of every run (the budget)")
     c.add_argument("--data-root", default="data/shapenet", help="prepared data root (default: data/shapenet)")
     c.add_argument("--category", default="airplane", help="category or ModelNet40 class (default: airplane)")
@@ -57,6 +54,14 @@ def add_compare_parser(sub) -> None:
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="training config field for every run, e.g. --set beta_rec=640, or for one method's runs, "
                         "e.g. --set vae:beta_kl=2 (repeatable)")
+
+
+def add_compare_parser(sub) -> None:
+    c = sub.add_parser("compare", help="train soft-intro / vae / intro with one budget and seeds, tabulate")
+    c.add_argument("--out", type=Path, required=True, help="output folder (runs, comparison.md/.json)")
+    c.add_argument("--methods", nargs="+", default=["soft-intro", "vae", "intro"],
+                   help="methods to train: soft-intro, vae, intro (default: all three)")
+    add_training_options(c)
     c.add_argument("--checkpoint-choice", choices=("best", "last"), default="best",
                    help="best: lowest validation JSD (default); last: the final epoch")
     c.add_argument("--protocol", choices=PROTOCOLS, default="pointflow",

@@ -29,7 +29,15 @@ from pathlib import Path
 import numpy as np
 
 from eval._io import provenance, write_json
-from eval.compare import COLUMNS, DIRECTION_TEXT, _check_protocol, _train_config, score_run, train_all
+from eval.compare import (
+    COLUMNS,
+    DIRECTION_TEXT,
+    _check_protocol,
+    _train_config,
+    add_training_options,
+    score_run,
+    train_all,
+)
 from eval.protocols import PROTOCOLS
 from pointcloud_sivae.cli import bounded_int
 
@@ -41,15 +49,7 @@ def add_sweep_parser(sub) -> None:
                    help="a training config field and its values (repeatable; cells are the product)")
     c.add_argument("--methods", nargs="+", default=["soft-intro"],
                    help="methods trained in every cell: soft-intro, vae, intro (default: soft-intro)")
-    c.add_argument("--seeds", type=bounded_int(0), nargs="+", default=[0, 1, 2],
-                   help="training seeds of every cell (default: 0 1 2)")
-    c.add_argument("--epochs", type=bounded_int(1), required=True, help="training epochs of every run (the budget)")
-    c.add_argument("--data-root", default="data/shapenet", help="prepared data root (default: data/shapenet)")
-    c.add_argument("--category", default="airplane", help="category or ModelNet40 class (default: airplane)")
-    c.add_argument("--config", help="JSON/TOML training config shared by every run")
-    c.add_argument("--preset", help="training preset shared by every run (applied before --config and --set)")
-    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="training config field for every run (repeatable)")
+    add_training_options(c)
     c.add_argument("--checkpoint-choice", choices=("best", "last"), default="last",
                    help="last: the final epoch (default); best: lowest validation JSD")
     c.add_argument("--protocol", choices=PROTOCOLS, default="none",

@@ -142,14 +142,23 @@ class RunConfig:
             ValueError: unknown section or key, or a value of the wrong type.
         """
         cfg = cls()
-        for section, values in d.items():
-            if section not in SECTIONS:
-                raise ValueError(f"{where}: unknown section [{section}]; expected one of {sorted(SECTIONS)}")
-            if not isinstance(values, dict):
-                raise ValueError(f"{where}: section [{section}] must be a table of key = value")
-            for key, value in values.items():
-                set_field(cfg, section, key, value, where=where)
+        apply_sections(cfg, d, where=where)
         return cfg
+
+
+def apply_sections(cfg: RunConfig, d: dict, *, where: str) -> None:
+    """Set every ``{section: {key: value}}`` of ``d`` on ``cfg`` with :func:`set_field`.
+
+    Raises:
+        ValueError: unknown section or key, a section that is not a table, or a bad value.
+    """
+    for section, values in d.items():
+        if section not in SECTIONS:
+            raise ValueError(f"{where}: unknown section [{section}]; expected one of {sorted(SECTIONS)}")
+        if not isinstance(values, dict):
+            raise ValueError(f"{where}: section [{section}] must be a table of key = value")
+        for key, value in values.items():
+            set_field(cfg, section, key, value, where=where)
 
 
 def _field_types(section_cls) -> dict[str, type]:
@@ -307,13 +316,7 @@ def resolve_config(config_file: str | None, flags: dict[str, object], preset: st
     sources = ([(preset_path(preset), f"preset {preset}")] if preset else []) + (
         [(Path(config_file), str(config_file))] if config_file else [])
     for path, where in sources:
-        for section, values in load_config_file(path).items():
-            if section not in SECTIONS:
-                raise ValueError(f"{where}: unknown section [{section}]; expected one of {sorted(SECTIONS)}")
-            if not isinstance(values, dict):
-                raise ValueError(f"{where}: section [{section}] must be a table of key = value")
-            for key, value in values.items():
-                set_field(cfg, section, key, value, where=where)
+        apply_sections(cfg, load_config_file(path), where=where)
     for key, value in flags.items():
         set_field(cfg, FLAG_SECTION[key], key, value, where="command line")
     return cfg

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,32 @@ def subsample(points: np.ndarray, num_points: int, seed: int, model_id: str, pat
         raise MalformedShapeError(path or model_id, "NaN or infinite coordinates")
     idx = shape_rng(seed, model_id).choice(points.shape[0], size=num_points, replace=False)
     return points[idx].astype(np.float32), None if normals is None else np.asarray(normals)[idx].astype(np.float32)
+
+
+def read_text_table(path, num_columns: int, *, delimiter: str | None, table: str, columns: str) -> np.ndarray:
+    """A text file of numbers, one point a line, as a (P, num_columns) float64 array.
+
+    Args:
+        delimiter: ``None`` for whitespace, ``","`` for comma-separated.
+        table, columns: how messages name the expected table and its columns.
+
+    Raises:
+        MalformedShapeError: unreadable or empty file, a line with another column count, or
+            non-numeric text (numpy names the line).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy warns on empty input; reported below
+            data = np.loadtxt(path, dtype=np.float64, delimiter=delimiter, ndmin=2)
+    except ValueError as exc:
+        raise MalformedShapeError(path, f"not a {table}: {exc}") from None
+    except OSError as exc:
+        raise MalformedShapeError(path, f"cannot be read: {exc}") from None
+    if data.size == 0:
+        raise MalformedShapeError(path, "empty file (no points)")
+    if data.shape[1] != num_columns:
+        raise MalformedShapeError(path, f"expected {num_columns} columns ({columns}), found {data.shape[1]}")
+    return data
 
 
 def real_array(arr, path, what: str) -> np.ndarray:

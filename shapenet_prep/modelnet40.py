@@ -21,13 +21,12 @@ airplanes, and the prepared folder says ``"collection": "ModelNet40"`` in its ma
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from pointcloud_sivae.categories import MODELNET40_CLASSES
-from shapenet_prep.common import Sampling, ShapeRef, require_dir, subsample
+from shapenet_prep.common import Sampling, ShapeRef, read_text_table, require_dir, subsample
 from shapenet_prep.errors import MalformedShapeError
 
 NUM_COLUMNS = 6
@@ -93,18 +92,8 @@ def read_table(path: Path) -> np.ndarray:
         MalformedShapeError: unreadable or empty file, a line without 6 comma-separated
             numbers, non-numeric text, or non-finite values.
     """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # numpy warns on empty input; reported below
-            data = np.loadtxt(path, dtype=np.float64, delimiter=",", ndmin=2)
-    except ValueError as exc:  # wrong column count or non-numeric text (numpy names the line)
-        raise MalformedShapeError(path, f"not a table of {NUM_COLUMNS} comma-separated numbers: {exc}") from None
-    except OSError as exc:
-        raise MalformedShapeError(path, f"cannot be read: {exc}") from None
-    if data.size == 0:
-        raise MalformedShapeError(path, "empty file (no points)")
-    if data.shape[1] != NUM_COLUMNS:
-        raise MalformedShapeError(path, f"expected {NUM_COLUMNS} columns (x,y,z,nx,ny,nz), found {data.shape[1]}")
+    data = read_text_table(path, NUM_COLUMNS, delimiter=",", table=f"table of {NUM_COLUMNS} comma-separated numbers",
+                           columns="x,y,z,nx,ny,nz")
     bad = ~np.isfinite(data).all(axis=1)
     if bad.any():
         raise MalformedShapeError(path, f"{int(bad.sum())} line(s) with NaN or infinite values")

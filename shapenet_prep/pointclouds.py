@@ -130,8 +130,6 @@ class HDF5:
     @staticmethod
     def list_shapes(source: Path, synset: str, h5_label: int | None = None, category: str = "",
                     **_) -> list[ShapeRef]:
-        import h5py
-
         source = Path(source)
         if h5_label is None and HDF5.shape_names(source) is not None:
             h5_label = HDF5.label_of(source, category)  # --category airplane picks the label by name

@@ -235,7 +235,7 @@ def _splits(refs: list[ShapeRef], usable: list[str], opts: PrepareOptions) -> tu
     pool_text = "the official train split" + (f" and {unlisted} unlisted shape(s)" if unlisted else "")
     origin = {s: (f"seeded: carved from {pool_text} (split_seed {opts.split_seed}, fraction "
                   f"{fr[s] / share:.4f} of {len(pool)}); the release has no {s} list" if s in missing else
-                  f"official (from the release)" if s != "train" else
+                  "official (from the release)" if s != "train" else
                   f"official (from the release), less the shapes carved out for {' and '.join(missing)}")
               for s in SPLITS}
     return splits, f"official {'/'.join(sorted(given))}, seeded {'/'.join(missing)}", origin

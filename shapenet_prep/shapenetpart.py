@@ -8,12 +8,11 @@ number of points per shape. Only ``xyz`` is kept.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from shapenet_prep.common import Sampling, ShapeRef, subsample
+from shapenet_prep.common import Sampling, ShapeRef, read_text_table, subsample
 from shapenet_prep.errors import MalformedShapeError
 
 NUM_COLUMNS = 7
@@ -46,20 +45,8 @@ def read_points(path: Path) -> np.ndarray:
         MalformedShapeError: unreadable or empty file, a line without exactly 7
             columns, non-numeric text, or non-finite coordinates.
     """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # numpy warns on empty input; reported below
-            data = np.loadtxt(path, dtype=np.float64, ndmin=2)
-    except ValueError as exc:  # wrong column count or non-numeric text (numpy names the line)
-        raise MalformedShapeError(path, f"not a 7-column numeric table: {exc}") from None
-    except OSError as exc:
-        raise MalformedShapeError(path, f"cannot be read: {exc}") from None
-    if data.size == 0:
-        raise MalformedShapeError(path, "empty file (no points)")
-    if data.shape[1] != NUM_COLUMNS:
-        raise MalformedShapeError(
-            path, f"expected {NUM_COLUMNS} columns (x y z nx ny nz part), found {data.shape[1]}"
-        )
+    data = read_text_table(path, NUM_COLUMNS, delimiter=None, table=f"{NUM_COLUMNS}-column numeric table",
+                           columns="x y z nx ny nz part")
     xyz = data[:, :3]
     if not np.isfinite(xyz).all():
         bad = int((~np.isfinite(xyz).all(axis=1)).sum())
