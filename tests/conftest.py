@@ -55,3 +55,17 @@ def trained_run(airplanes_256, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("trained")
     Trainer.new_run(tiny_config(airplanes_256, out, "run", epochs=1)).fit()
     return out / "run"
+
+
+@pytest.fixture(scope="session")
+def airplanes_2048() -> "np.ndarray":
+    """60 real ShapeNetPart airplanes at 2048 points, in the source frame (PointFlow's frame for
+    JSD: shapes within the unit cube); (60, 2048, 3) float32."""
+    require_shared_airplanes()
+    import numpy as np
+
+    from shapenet_prep import shapenetpart
+    from shapenet_prep.common import Sampling
+
+    refs = shapenetpart.list_shapes(SHAPENETPART, "02691156")[:60]
+    return np.stack([shapenetpart.load(r, Sampling(2048, seed=0))[0] for r in refs]).astype(np.float32)

@@ -1,0 +1,237 @@
+"""Numba CPU kernel for PointFlow's approxmatch EMD (internal; use ``eval.distances``).
+
+The matching is the one of PointFlow's CUDA kernel (``approxmatch.cu``, see
+:func:`eval.distances.emd_approx`), computed without its ``n x m`` match matrix:
+
+* per level, one sweep over the rows ``k`` of xyz1 computes the weights
+  ``exp(level * d^2)`` of the row once, its sum against ``remainR`` (so ``ratioL[k]``),
+  and adds the row times ``ratioL[k]`` to the column sums ``sumr``, which the CUDA
+  kernel gets in a second pass;
+* a second sweep recomputes the weights and takes from each row its matched mass and
+  its transport cost ``sum_l w_kl ||x_k - y_l||``, added up level by level (the kernel
+  adds ``match`` over levels first and costs it at the end: same sum, other order).
+
+The weights use a vectorisable ``exp``: Cody-Waite reduction ``t = n ln2 + r`` and the
+Cephes ``expf`` polynomial for ``e^r`` (about 1 ulp), ``2^n`` built from its exponent
+bits. Like the CUDA ``__expf`` (``ex2.approx.ftz``), results below ``2^-126`` flush to
+0, so at the fine levels a pair further apart than ``sqrt(88 / |level|)`` along the
+sort axis gives exactly 0: each row visits only the window of points of xyz2 within
+that distance along the axis of largest spread (both clouds are sorted along it;
+sums are order-independent up to float32 rounding).
+
+Sums over a row run in float32 SIMD lanes; the cost of each row and level is added in
+float64. Clouds are coordinate-major, (M, 3, N), so each coordinate is a contiguous
+vector.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]  # open3d ships an old TBB
+
+_LOG2E = np.float32(1.4426950408889634)
+_LN2_HI = np.float32(0.693359375)  # 355/512: n * _LN2_HI is exact for |n| <= 2^14
+_LN2_LO = np.float32(-2.12194440e-4)
+_T_MIN = np.float32(-88.0)  # exp(-88) < 2^-126: flushed to 0, as __expf does
+_HALF = np.float32(0.5)
+_ONE = np.float32(1.0)
+_P0 = np.float32(1.9875691500e-4)  # Cephes expf minimax coefficients for e^r, |r| <= ln2 / 2
+_P1 = np.float32(1.3981999507e-3)
+_P2 = np.float32(8.3334519073e-3)
+_P3 = np.float32(4.1665795894e-2)
+_P4 = np.float32(1.6666665459e-1)
+_P5 = np.float32(5.0000001201e-1)
+_EPS = np.float32(1e-9)
+_ZERO = np.float32(0.0)
+_POW4_MIN = np.float32(2.0**-31)  # e^4 >= 2^-124 above it
+_CUTOFF = 88.0  # |level| * d^2 beyond which every weight is exactly 0
+
+
+_EXP_FLAGS = {"nnan", "ninf", "nsz", "contract", "afn", "arcp"}  # no "reassoc": it would fold t - n*hi - n*lo
+
+
+@njit(fastmath=_EXP_FLAGS, cache=True)
+def _exp_inplace(e, bits, lo, hi):  # pragma: no cover - compiled
+    """e[l] = exp(e[l]) for l in [lo, hi), e[l] <= 0; flushed to 0 below 2^-126 (bits: int32 scratch)."""
+    for l in range(lo, hi):
+        t = max(e[l], _T_MIN)
+        n = np.floor(t * _LOG2E + _HALF)
+        r = (t - n * _LN2_HI) - n * _LN2_LO
+        p = _P0 * r + _P1
+        p = p * r + _P2
+        p = p * r + _P3
+        p = p * r + _P4
+        p = p * r + _P5
+        e[l] = p * r * r + r + _ONE
+        k = np.int32(n) + np.int32(127)
+        bits[l] = (k << 23) if k > 1 else np.int32(0)  # 2^n, or 0.0 below 2^-125 (no denormals)
+    scale = bits.view(np.float32)
+    for l in range(lo, hi):
+        e[l] *= scale[l]
+
+
+@njit(cache=True)
+def _first_at_least(sorted_values, value):  # pragma: no cover - compiled
+    """Smallest i with sorted_values[i] >= value (len if none): binary search (numba's searchsorted is slow here)."""
+    lo = 0
+    hi = sorted_values.shape[0]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if sorted_values[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
+def _first_above(sorted_values, value):  # pragma: no cover - compiled
+    """Smallest i with sorted_values[i] > value (len if none)."""
+    lo = 0
+    hi = sorted_values.shape[0]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if sorted_values[mid] <= value:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(fastmath=True, cache=True)
+def _row_weights(level, x, y, z, bx, by, bz, d2, e, bits):  # pragma: no cover - compiled
+    """d2[l] = |b_l - p|^2 and e[l] = exp(level * d2[l]) for every l of the (window of the) cloud b."""
+    for l in range(bx.shape[0]):
+        dx = bx[l] - x
+        dy = by[l] - y
+        dz = bz[l] - z
+        d2[l] = dx * dx + dy * dy + dz * dz
+        e[l] = level * d2[l]
+    _exp_inplace(e, bits, 0, bx.shape[0])
+
+
+@njit(fastmath=True, cache=True)
+def _window(sorted_coord, centre, radius):  # pragma: no cover - compiled
+    return _first_at_least(sorted_coord, centre - radius), _first_above(sorted_coord, centre + radius)
+
+
+@njit(fastmath=True, cache=True)
+def _finish_columns(sumr, remain_r, ratio_r):  # pragma: no cover - compiled
+    """The kernel's second step: ratioR from the column demands, then remainR."""
+    for l in range(sumr.shape[0]):
+        s = sumr[l] * remain_r[l]
+        consumption = min(remain_r[l] / (s + _EPS), _ONE)
+        ratio_r[l] = consumption * remain_r[l]
+        remain_r[l] = max(_ZERO, remain_r[l] - s)
+        sumr[l] = _ZERO
+
+
+@njit(fastmath=True, cache=True)
+def _finish_row(e, d2, rr):  # pragma: no cover - compiled
+    """Matched mass sum_l e_l rr_l and transport cost sum_l e_l rr_l sqrt(d2_l) of one row."""
+    mass = _ZERO
+    moved = _ZERO
+    for l in range(rr.shape[0]):
+        f = e[l] * rr[l]
+        mass += f
+        moved += f * np.sqrt(d2[l])
+    return mass, moved
+
+
+@njit(fastmath=True, cache=True)
+def _finish_row_pow4(e, d2, rr):  # pragma: no cover - compiled
+    """As :func:`_finish_row` with the weights e^4 (the level 4x finer)."""
+    mass = _ZERO
+    moved = _ZERO
+    for l in range(rr.shape[0]):
+        f = e[l] * e[l] if e[l] > _POW4_MIN else _ZERO  # e^4 underflows below this: no denormals
+        f = f * f * rr[l]
+        mass += f
+        moved += f * np.sqrt(d2[l])
+    return mass, moved
+
+
+@njit(fastmath=True, cache=True)
+def _approxmatch_pair(a, b, levels, remain_l, remain_r, ratio_l, ratio_r, sumr, d2, e, bits):  # pragma: no cover
+    """Transport cost (not divided by n) of PointFlow's approxmatch of a (3, n) onto b (3, m), n == m.
+
+    Both clouds are sorted along their first coordinate row; ``levels`` decrease in
+    magnitude by exactly 4 (``-4^j``). Sweep ``i`` over the rows of a finishes level
+    ``i - 1`` (matched mass, cost) and starts level ``i`` (ratioL, column sums) with one
+    ``exp``: the weights of level ``i - 1`` are those of level ``i`` to the 4th power.
+    Loops over a window run over slices from 0, so numba's negative-index checks do not
+    block vectorisation.
+    """
+    n = a.shape[1]
+    m = b.shape[1]
+    ax, ay, az = a[0], a[1], a[2]
+    bx, by, bz = b[0], b[1], b[2]
+    for k in range(n):
+        remain_l[k] = _ONE
+    for l in range(m):
+        remain_r[l] = _ONE
+        sumr[l] = _ZERO
+    cost = 0.0
+    for i in range(levels.shape[0] + 1):
+        start = i < levels.shape[0]  # this sweep starts level i
+        finish = i > 0  # and finishes level i - 1
+        level = levels[i] if start else levels[i - 1]
+        radius = np.float32(np.sqrt(_CUTOFF / -level))
+        for k in range(n):
+            x, y, z = ax[k], ay[k], az[k]
+            lo, hi = _window(bx, x, radius)
+            _row_weights(level, x, y, z, bx[lo:hi], by[lo:hi], bz[lo:hi], d2, e, bits)
+            w = hi - lo
+            if finish:  # level i - 1: weights e^4 (e itself on the last sweep)
+                if start:
+                    mass, moved = _finish_row_pow4(e, d2, ratio_r[lo:hi])
+                else:
+                    mass, moved = _finish_row(e, d2, ratio_r[lo:hi])
+                rl = ratio_l[k]
+                remain_l[k] = max(_ZERO, remain_l[k] - rl * mass)
+                cost += float(rl) * float(moved)
+            if start:  # level i: ratioL[k] from remainR, then its share of every column's demand
+                rem = remain_r[lo:hi]
+                suml = _EPS
+                for l in range(w):
+                    suml += e[l] * rem[l]
+                rl = remain_l[k] / suml
+                ratio_l[k] = rl
+                col = sumr[lo:hi]
+                for l in range(w):
+                    col[l] += e[l] * rl
+        if start:
+            _finish_columns(sumr, remain_r, ratio_r)
+    return cost
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def approxmatch_rows(X1, X2, rows, cols, levels, out):  # pragma: no cover - compiled
+    """out[k] = approxmatch cost / n of xyz1 = X1[rows[k]] onto xyz2 = X2[cols[k]].
+
+    X1, X2: (P, 3, n) and (Q, 3, n) float32, every cloud sorted along its first
+    coordinate row (the same axis for all). levels: float32 ``-4^j``, j decreasing.
+    """
+    n = X1.shape[2]
+    m = X2.shape[2]
+    for k in prange(rows.shape[0]):
+        remain_l = np.empty(n, np.float32)
+        ratio_l = np.empty(n, np.float32)
+        remain_r = np.empty(m, np.float32)
+        ratio_r = np.empty(m, np.float32)
+        sumr = np.empty(m, np.float32)
+        d2 = np.empty(m, np.float32)
+        e = np.empty(m, np.float32)
+        bits = np.empty(m, np.int32)
+        out[k] = _approxmatch_pair(X1[rows[k]], X2[cols[k]], levels, remain_l, remain_r, ratio_l, ratio_r, sumr,
+                                   d2, e, bits) / n
+
+
+def exp_flushed(t: np.ndarray) -> np.ndarray:
+    """The kernel's ``exp`` of each entry of ``t`` (float32, <= 0), for tests: 0 below 2^-126."""
+    e = np.array(t, dtype=np.float32).ravel()
+    _exp_inplace(e, np.empty(e.shape[0], np.int32), 0, e.shape[0])
+    return e.reshape(np.shape(t))
