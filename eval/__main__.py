@@ -42,6 +42,11 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="EMD implementation, or none for Chamfer metrics and JSD only (default: approx)")
     p.add_argument("--chamfer-backend", default="auto", choices=("auto", "numba", "torch", "keops"),
                    help="distance-matrix backend: auto (numba on CPU, torch on CUDA) (default: auto)")
+    p.add_argument("--emd-backend", default="auto", choices=("auto", "numba", "torch"),
+                   help="approxmatch backend: auto (numba on CPU, batched torch on CUDA) (default: auto)")
+    p.add_argument("--jsd-allow-outside", action="store_true",
+                   help="compute JSD even when more than 1%% of the points of a set lie outside the grid's ball of "
+                        "radius 0.5 (they count at their nearest cell); without it that is an error")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--out", type=Path, help="output JSON file (default: beside the checkpoint)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -69,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sets", help="the generation table for two sets of clouds given as files")
     s.add_argument("--sample", type=Path, required=True, help=".npy (M, N, 3) or .npz with 'points'")
     s.add_argument("--reference", type=Path, required=True, help="reference set R, same formats as --sample")
+    s.add_argument("--input-normalization", default="none", choices=("none", "unit_sphere", "bbox"),
+                   help="the frame both files are in: none (PointFlow's frame, shapes within the unit cube), "
+                        "unit_sphere (radius 1) or bbox ([-1, 1]^3); JSD scales the latter two by 0.5 "
+                        "(default: none)")
     _common(s)
     o = sub.add_parser("ood", help="likelihood scores of a split and another prepared set; AUROC per score")
     o.add_argument("--checkpoint", required=True, help="run folder or .pt file")
@@ -135,7 +144,8 @@ def run_generation(args) -> dict:
     ref = split.points.numpy()
     n_s = args.num_samples or len(ref)
     ev = GenerationEvaluator(ref, split.manifest["normalization"], protocol=args.protocol, emd=args.emd,
-                             chamfer_backend=args.chamfer_backend, device=inf.device, progress=not args.no_progress)
+                             chamfer_backend=args.chamfer_backend, emd_backend=args.emd_backend, device=inf.device,
+                             progress=not args.no_progress, jsd_allow_outside=args.jsd_allow_outside)
     per_seed = []
     for seed in args.seeds:
         metrics = ev(inf.decode(inf.prior(n_s, seed)))
@@ -160,7 +170,8 @@ def run_reconstruction(args) -> dict:
     inf, split, run_dir = _checkpoint_context(args)
     rec = inf.decode(inf.encode(split.points.numpy()))
     res = reconstruction_metrics(split.points.numpy(), rec, split.manifest["normalization"], protocol=args.protocol,
-                                 emd=args.emd, chamfer_backend=args.chamfer_backend, device=inf.device)
+                                 emd=args.emd, chamfer_backend=args.chamfer_backend, emd_backend=args.emd_backend,
+                                 device=inf.device)
     print(format_table({k: res[k] for k in ("CD", "EMD") if k in res},
                        f"reconstruction: {args.split}, protocol {args.protocol}, {len(rec)} shapes "
                        "(posterior means), mean ± std over shapes"))
@@ -181,15 +192,17 @@ def run_sets(args) -> dict:
                          f"{args.reference} {ref.shape[1]}-point clouds; the metrics compare sets of equal-size "
                          "clouds (EMD needs it, and Chamfer distances at different counts differ by their sampling "
                          "floor): subsample the larger set first")
-    normalization = {"method": "none"}  # files are taken in their own frame
+    normalization = {"method": args.input_normalization}  # the files' frame; JSD maps it to PointFlow's
     ev = GenerationEvaluator(ref, normalization, protocol=args.protocol, emd=args.emd,
-                             chamfer_backend=args.chamfer_backend, device=select_device(args.device),
-                             progress=not args.no_progress)
+                             chamfer_backend=args.chamfer_backend, emd_backend=args.emd_backend,
+                             device=select_device(args.device), progress=not args.no_progress,
+                             jsd_allow_outside=args.jsd_allow_outside)
     metrics = ev(sample)
     summary = summarize([metrics])
     print(format_table(summary, f"sets: {args.sample} vs {args.reference}, protocol {args.protocol}, "
                                 f"|S|={len(sample)}, |R|={len(ref)}"))
     result = {**_header(args, t0), "kind": "sets", "sample": str(args.sample), "reference": str(args.reference),
+              "input_normalization": args.input_normalization,
               "num_samples": len(sample), "num_reference": len(ref), "num_points": int(ref.shape[1]),
               "distance_implementations": ev.distance_implementations(), "metrics": summary,
               "timings": ev.timings}

@@ -178,7 +178,8 @@ def score_run(args, run_dir: Path, seed: int, ev_cache: dict) -> dict[str, float
     ref = test.points.numpy()
     norm = test.manifest["normalization"]
     if "ev" not in ev_cache:  # reference matrices shared by every run
-        ev_cache["ev"] = GenerationEvaluator(ref, norm, protocol=args.protocol, emd=args.emd, device=inf.device)
+        ev_cache["ev"] = GenerationEvaluator(ref, norm, protocol=args.protocol, emd=args.emd, device=inf.device,
+                                             jsd_allow_outside=True)  # a poor model's strays count
     ev = ev_cache["ev"]
     out = dict(ev(inf.decode(inf.prior(len(ref), seed))))
     rec = reconstruction_metrics(ref, inf.decode(inf.encode(ref)), norm, protocol=args.protocol, emd=args.emd,

@@ -6,8 +6,15 @@ import time
 
 import numpy as np
 
-from eval.distances import paired_chamfer, paired_emd, pairwise_chamfer, pairwise_emd, resolve_chamfer_backend
-from eval.jsd import jsd_between_sets
+from eval.distances import (
+    paired_chamfer,
+    paired_emd,
+    pairwise_chamfer,
+    pairwise_emd,
+    resolve_chamfer_backend,
+    resolve_emd_backend,
+)
+from eval.jsd import jsd_between_sets, jsd_convention, outside_fraction
 from eval.metrics import coverage, mmd, one_nn_accuracy
 from eval.protocols import apply_protocol, jsd_frame
 from pointcloud_sivae.health import set_diversity
@@ -19,7 +26,9 @@ DISPLAY = {
     "MMD-EMD": (1e2, "x10^2"), "COV-EMD": (100.0, "%"), "1-NNA-EMD": (100.0, "%"),
     "JSD": (1.0, ""), "CD": (1e4, "x10^4"), "EMD": (1e2, "x10^2"), "diversity-CD": (1.0, "ratio"),
 }
-EMD_NAMES = {"approx": "approxmatch (Fan et al. 2017), torch", "exact": "exact assignment (scipy linear_sum_assignment)"}
+EMD_NAMES = {"approx": "approxmatch as PointFlow's CUDA kernel (levels -4^7 ... -4^-1; entry [a, b] matches "
+                       "xyz1 = the column cloud onto xyz2 = the row cloud, PointFlow's M_rs order)",
+             "exact": "exact assignment (scipy linear_sum_assignment)"}
 
 
 class GenerationEvaluator:
@@ -33,11 +42,14 @@ class GenerationEvaluator:
         normalization: the manifest's ``normalization`` block.
         protocol: see :mod:`eval.protocols`.
         emd: ``approx``, ``exact`` or ``none`` (Chamfer metrics and JSD only).
-        chamfer_backend, device: where the distance matrices are computed.
+        chamfer_backend, emd_backend, device: where the distance matrices are computed.
+        jsd_allow_outside: compute JSD even when more than 1 % of the points of a set lie
+            outside the grid's ball (otherwise :class:`eval.jsd.JSDFrameError`).
     """
 
     def __init__(self, reference, normalization: dict, *, protocol: str = "pointflow", emd: str = "approx",
-                 chamfer_backend: str = "auto", device="cpu", progress: bool = False):
+                 chamfer_backend: str = "auto", emd_backend: str = "auto", device="cpu", progress: bool = False,
+                 jsd_allow_outside: bool = False):
         import torch
 
         if emd not in ("approx", "exact", "none"):
@@ -45,6 +57,9 @@ class GenerationEvaluator:
         self.normalization, self.protocol, self.emd = normalization, protocol, emd
         self.device = torch.device(device)
         self.chamfer_backend = resolve_chamfer_backend(chamfer_backend, self.device)
+        self.emd_backend = resolve_emd_backend(emd_backend, self.device)
+        self.jsd_allow_outside = jsd_allow_outside
+        self.jsd_outside: dict[str, float] = {}
         self.progress = progress
         self.reference_raw = np.asarray(reference, np.float32)
         self.reference = apply_protocol(self.reference_raw, protocol, normalization)
@@ -56,7 +71,8 @@ class GenerationEvaluator:
         if kind == "CD":
             out = pairwise_chamfer(A, B, backend=self.chamfer_backend, device=self.device, progress=self.progress)
         else:
-            out = pairwise_emd(A, B, method=self.emd, device=self.device, progress=self.progress)
+            out = pairwise_emd(A, B, method=self.emd, backend=self.emd_backend, device=self.device,
+                               progress=self.progress)
         self.timings[f"{kind}_matrices_s"] = self.timings.get(f"{kind}_matrices_s", 0.0) + time.perf_counter() - t0
         return out
 
@@ -64,6 +80,11 @@ class GenerationEvaluator:
         impl = {"chamfer": f"{self.chamfer_backend} (squared L2, mean over points)"}
         if self.emd != "none":
             impl["emd"] = EMD_NAMES[self.emd] + " (Euclidean, mean over points)"
+            if self.emd == "approx":
+                impl["emd"] += f", {self.emd_backend}"
+        impl["jsd"] = jsd_convention()
+        if self.jsd_outside:
+            impl["jsd"]["outside_ball_fraction"] = dict(self.jsd_outside)
         return impl
 
     def __call__(self, sample) -> dict[str, float]:
@@ -84,14 +105,16 @@ class GenerationEvaluator:
             if kind == "CD":  # mode collapse, which MMD hides: mean pairwise CD of S over that of R
                 out["diversity-CD"] = set_diversity(D_ss) / set_diversity(D_rr)
         t0 = time.perf_counter()
-        out["JSD"] = jsd_between_sets(jsd_frame(sample, self.normalization),
-                                      jsd_frame(self.reference_raw, self.normalization))
+        gen, ref = jsd_frame(sample, self.normalization), jsd_frame(self.reference_raw, self.normalization)
+        self.jsd_outside = {"sample": outside_fraction(gen), "reference": outside_fraction(ref)}
+        out["JSD"] = jsd_between_sets(gen, ref, allow_outside=self.jsd_allow_outside)
         self.timings["JSD_s"] = self.timings.get("JSD_s", 0.0) + time.perf_counter() - t0
         return out
 
 
 def reconstruction_metrics(inputs, reconstructions, normalization: dict, *, protocol: str = "pointflow",
-                           emd: str = "approx", chamfer_backend: str = "auto", device="cpu") -> dict:
+                           emd: str = "approx", chamfer_backend: str = "auto", emd_backend: str = "auto",
+                           device="cpu") -> dict:
     """Mean and std over shapes of CD and EMD between each input and its reconstruction.
 
     Args:
@@ -107,7 +130,7 @@ def reconstruction_metrics(inputs, reconstructions, normalization: dict, *, prot
     B = apply_protocol(reconstructions, protocol, normalization)
     per = {"CD": paired_chamfer(A, B, backend=chamfer_backend, device=device)}
     if emd != "none":
-        per["EMD"] = paired_emd(A, B, method=emd, device=device)
+        per["EMD"] = paired_emd(A, B, method=emd, backend=emd_backend, device=device)
     out = {k: {"mean": float(v.mean()), "std": float(v.std())} for k, v in per.items()}
     out["per_shape"] = {k: v.tolist() for k, v in per.items()}
     return out

@@ -611,7 +611,7 @@ class Trainer:
             gen = self._to_frame(self._decode_prior(self.cfg.train.jsd_sample_factor * len(real),
                                                     self.cfg.train.seed + 1))
             real_np, gen_np = real.cpu().numpy(), gen.cpu().numpy()
-            out = {"val_chamfer": cd, "val_jsd": jsd_between_sets(gen_np, real_np)}
+            out = {"val_chamfer": cd, "val_jsd": jsd_between_sets(gen_np, real_np, allow_outside=True)}
             if len(real_np) >= 2:
                 out.update(self._val_generation_metrics(gen_np[: len(real_np)], real_np))
             mu = torch.cat([self.model.encode(c)[0] for c in self.train_points[:1024].split(256)])

@@ -36,7 +36,7 @@ def test_reconstruction_command(trained_run, tmp_path):
     assert "exact" not in r["protocol"] and r["reconstruction"] == "decoder(posterior mean)"
 
 
-def test_sets_command_known_answers(airplanes_256, tmp_path):
+def test_sets_command_known_answers(airplanes_256, tmp_path, capsys):
     pts = np.load(airplanes_256 / "airplane" / "val.npz")["points"][:8]
     np.save(tmp_path / "a.npy", pts)
     np.save(tmp_path / "far.npy", pts + np.float32(3.0))
@@ -50,11 +50,31 @@ def test_sets_command_known_answers(airplanes_256, tmp_path):
     r = json.loads(out.read_text())["metrics"]
     assert r["MMD-CD"]["mean"] == 0 and r["MMD-EMD"]["mean"] == 0 and r["COV-CD"]["mean"] == 1.0
     assert r["JSD"]["mean"] == 0 and r["1-NNA-CD"]["mean"] == 0.0
+    far = ["sets", "--sample", str(tmp_path / "far.npy"), "--reference", str(tmp_path / "a.npy"),
+           "--emd", "none", "--device", "cpu", "--out", str(out)]
+    assert eval_main(far) == 2  # every point of the sample outside the JSD ball: an error, no number
+    assert "--jsd-allow-outside" in capsys.readouterr().err
     with pytest.warns(UserWarning, match="outside the JSD grid"):
-        assert eval_main(["sets", "--sample", str(tmp_path / "far.npy"), "--reference", str(tmp_path / "a.npy"),
-                          "--emd", "none", "--device", "cpu", "--out", str(out)]) == 0
-    r = json.loads(out.read_text())["metrics"]
-    assert r["1-NNA-CD"]["mean"] == 1.0
+        assert eval_main(far + ["--jsd-allow-outside"]) == 0
+    result = json.loads(out.read_text())
+    assert result["metrics"]["1-NNA-CD"]["mean"] == 1.0
+    assert result["distance_implementations"]["jsd"]["outside_ball_fraction"]["sample"] == 1.0
+    assert "sklearn NearestNeighbors" in result["distance_implementations"]["jsd"]["assignment"]
+
+
+def test_sets_command_unit_sphere_inputs(airplanes_256, tmp_path, capsys):
+    """Unit-sphere files put ~40 % of their points outside the JSD ball; naming their frame fixes it."""
+    pts = np.load(airplanes_256 / "airplane" / "val.npz")["points"][:8]
+    unit = pts / np.linalg.norm(pts, axis=2).max(1)[:, None, None]
+    np.save(tmp_path / "s.npy", unit[:4])
+    np.save(tmp_path / "r.npy", unit[4:])
+    args = ["sets", "--sample", str(tmp_path / "s.npy"), "--reference", str(tmp_path / "r.npy"), "--emd", "none",
+            "--device", "cpu", "--protocol", "none", "--out", str(tmp_path / "u.json")]
+    assert eval_main(args) == 2
+    assert "--input-normalization unit_sphere" in capsys.readouterr().err
+    assert eval_main(args + ["--input-normalization", "unit_sphere"]) == 0
+    result = json.loads((tmp_path / "u.json").read_text())
+    assert result["input_normalization"] == "unit_sphere" and 0 < result["metrics"]["JSD"]["mean"] < 1
 
 
 def test_protocols(airplanes_256):
