@@ -8,14 +8,20 @@ Measured side by side in one run:
   each against batches of the other set, Chamfer via three ``bmm`` and full N x M
   matrices, and full ``M_rs``, ``M_rr``, ``M_ss``. Its time is measured on
   ``--naive-rows`` rows and extrapolated linearly to the full matrices (stated);
-* approxmatch EMD against exact EMD (optimal assignment) on ``--emd-pairs`` pairs:
-  relative deviation and time per pair.
+* EMD per pair on ``--emd-pairs`` pairs, side by side: scipy exact assignment, the
+  batched torch approxmatch (PointFlow's kernel in torch ops, one pair per call as
+  on the CPU), and the numba approxmatch (one pair per call, 1 thread; and all pairs
+  in one parallel call, per pair); approxmatch's relative deviation from exact;
+* the EMD half of a ``--emd-table`` + ``--emd-table`` table (MMD, COV, 1-NNA under
+  EMD: D_sr, D_ss and D_rr, every ordered pair as PointFlow computes them), timed
+  end to end with the default backend.
 
 Clouds: the 121 ShapeNetPart airplanes, each resampled to 2048 points with
 different seeds to reach |S| + |R| clouds (real surfaces, distinct samples).
 
     python bench/bench_eval.py                      # CPU: CD table, 150 + 150
     python bench/bench_eval.py --device cuda --num 405 --emd approx
+    python bench/bench_eval.py --emd-table 100      # CPU: the 100 + 100 EMD table (about 8 min)
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+import numba
+import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +41,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import real_clouds  # noqa: E402
 from bench.naive_step import reference_chamfer  # noqa: E402
-from eval.distances import emd_approx, emd_exact  # noqa: E402
+from eval.distances import emd_approx, emd_exact, pairwise_emd  # noqa: E402
 from eval.evaluate import GenerationEvaluator  # noqa: E402
 from pointcloud_sivae.train import select_device  # noqa: E402
 
@@ -51,6 +59,71 @@ def naive_rows_time(sample: torch.Tensor, ref: torch.Tensor, rows: int, batch: i
     return (time.perf_counter() - t0) / (rows * len(ref))
 
 
+def emd_per_pair(sample, ref, pairs: int, device) -> list[tuple[str, float, str]]:
+    """Rows (implementation, median ms per pair, deviation from exact) on pairs (sample[k], ref[k])."""
+    from eval._emd_kernels import approxmatch_rows
+    from eval.distances import POINTFLOW_LEVELS, kernel_clouds
+
+    exact, t_exact = [], []
+    for k in range(pairs):
+        t = time.perf_counter()
+        exact.append(emd_exact(ref[k], sample[k]))
+        t_exact.append(time.perf_counter() - t)
+
+    def deviation(values):
+        rel = [(v - e) / e for v, e in zip(values, exact)]
+        return f"{statistics.median(rel):+.1%}"
+
+    rows = [("exact assignment (scipy linear_sum_assignment)", statistics.median(t_exact) * 1e3, "0")]
+    t_torch, v_torch = [], []
+    with torch.no_grad():
+        for k in range(pairs):
+            x, y = torch.from_numpy(ref[k : k + 1]).to(device), torch.from_numpy(sample[k : k + 1]).to(device)
+            emd_approx(x, y)  # warm-up
+            t = time.perf_counter()
+            v_torch.append(emd_approx(x, y).item())
+            t_torch.append(time.perf_counter() - t)
+    rows.append((f"approxmatch, torch ({device.type}, 1 pair per call)", statistics.median(t_torch) * 1e3,
+                 deviation(v_torch)))
+    if device.type == "cpu":
+        X1, X2 = kernel_clouds(ref[:pairs], 2), kernel_clouds(sample[:pairs], 2)
+        levels = np.asarray(POINTFLOW_LEVELS, np.float32)
+        idx = np.arange(pairs, dtype=np.int64)
+        out = np.empty(pairs)
+        approxmatch_rows(X1, X2, idx[:1], idx[:1], levels, out[:1])  # compile / load the cache
+        t_one = []
+        for k in range(pairs):
+            t = time.perf_counter()
+            approxmatch_rows(X1, X2, idx[k : k + 1], idx[k : k + 1], levels, out[k : k + 1])
+            t_one.append(time.perf_counter() - t)
+        rows.append(("approxmatch, numba (1 pair per call, 1 thread)", statistics.median(t_one) * 1e3,
+                     deviation(out)))
+        t_all = []
+        for _ in range(3):
+            t = time.perf_counter()
+            approxmatch_rows(X1, X2, idx, idx, levels, out)
+            t_all.append((time.perf_counter() - t) / pairs)
+        rows.append((f"approxmatch, numba ({pairs} pairs per call, {numba.get_num_threads()} threads)",
+                     statistics.median(t_all) * 1e3, deviation(out)))
+        gap = max(abs(a - b) / b for a, b in zip(out, v_torch))
+        print(f"numba vs torch approxmatch: largest relative difference {gap:.1e}", file=sys.stderr)
+    return rows
+
+
+def emd_table(sample, ref, n: int, device) -> dict:
+    """Seconds for the three EMD matrices of an n + n table, default backend for ``device``."""
+    from eval.distances import resolve_emd_backend
+
+    S, R = sample[:n], ref[:n]
+    pairwise_emd(S[:2], R[:2], device=device)  # warm-up
+    t = time.perf_counter()
+    pairwise_emd(S, R, device=device)
+    pairwise_emd(S, device=device)
+    pairwise_emd(R, device=device)
+    return {"seconds": time.perf_counter() - t, "pairs": n * n + 2 * n * (n - 1),
+            "backend": resolve_emd_backend("auto", device)}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto")
@@ -59,7 +132,9 @@ def main() -> int:
     p.add_argument("--emd", choices=("none", "approx"), default=None, help="default: none on CPU, approx on CUDA")
     p.add_argument("--naive-rows", type=int, default=4)
     p.add_argument("--naive-batch", type=int, default=32)
-    p.add_argument("--emd-pairs", type=int, default=6)
+    p.add_argument("--emd-pairs", type=int, default=8, help="pairs timed per EMD implementation")
+    p.add_argument("--emd-table", type=int, default=0,
+                   help="also time the EMD half of an N + N table (0: skip; 100 is ModelNet40's test split)")
     p.add_argument("--source", type=Path, default=REPO.parent / "shared" / "data" / "shapenetpart")
     args = p.parse_args()
     device = select_device(args.device)
@@ -85,19 +160,8 @@ def main() -> int:
     naive_total = per_pair * naive_pairs
     ours_pairs = n * n + 2 * (n * (n - 1) // 2)
 
-    rel, t_exact, t_approx = [], [], []
-    for k in range(args.emd_pairs):
-        a, b = sample[k], ref[k]
-        t = time.perf_counter()
-        ex = emd_exact(a, b)
-        t_exact.append(time.perf_counter() - t)
-        x, y = torch.from_numpy(a[None]).to(device), torch.from_numpy(b[None]).to(device)
-        t = time.perf_counter()
-        ap = emd_approx(x, y).item()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t_approx.append(time.perf_counter() - t)
-        rel.append((ap - ex) / ex)
+    emd_rows = emd_per_pair(sample, ref, args.emd_pairs, device)
+    table = emd_table(sample, ref, args.emd_table, device) if args.emd_table else None
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"\ndevice {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}; "
@@ -110,9 +174,14 @@ def main() -> int:
     print(f"{'naive PointFlow bmm CD (extrapolated from ' + str(args.naive_rows) + ' rows)':<52} "
           f"{naive_total:>10.2f} {naive_pairs:>8} {per_pair * 1e3:>8.3f}")
     print(f"{'speed-up, CD table (naive / ours)':<52} {naive_total / ours:>10.1f}x")
-    print(f"\napproxmatch vs exact EMD on {args.emd_pairs} real pairs: relative deviation median "
-          f"{statistics.median(rel):+.1%} (min {min(rel):+.1%}, max {max(rel):+.1%}); "
-          f"median s/pair: exact {statistics.median(t_exact):.2f}, approx {statistics.median(t_approx):.3f}")
+    print(f"\nEMD per {args.num_points}-point pair, {args.emd_pairs} real pairs (medians):")
+    print(f"{'implementation':<52} {'ms/pair':>10} {'vs exact':>9}")
+    for name_, ms, rel in emd_rows:
+        print(f"{name_:<52} {ms:>10.1f} {rel:>9}")
+    if table:
+        print(f"\nEMD half of a {args.emd_table} + {args.emd_table} table (D_sr, D_ss, D_rr; "
+              f"{table['pairs']} pairs, {table['backend']}): {table['seconds']:.1f} s, "
+              f"{table['seconds'] / table['pairs'] * 1e3:.2f} ms/pair")
     print("metrics: " + ", ".join(f"{k} {v:.5g}" for k, v in metrics.items()))
     return 0
 
