@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]  # open3d ships an old TBB
 
@@ -53,24 +55,37 @@ _CUTOFF = 88.0  # |level| * d^2 beyond which every weight is exactly 0
 _EXP_FLAGS = {"nnan", "ninf", "nsz", "contract", "afn", "arcp"}  # no "reassoc": it would fold t - n*hi - n*lo
 
 
+@intrinsic
+def _float_from_bits(typingctx, bits):
+    """Reinterpret an int32 as the float32 with those bits (LLVM ``bitcast``; vectorises)."""
+    if bits != types.int32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.int32), codegen
+
+
+@njit(fastmath=_EXP_FLAGS, cache=True, inline="always")
+def _exp(t):  # pragma: no cover - compiled
+    """exp(t) for t <= 0 in float32 (about 1 ulp); 0 below 2^-125 (no denormals)."""
+    t = max(t, _T_MIN)
+    n = np.floor(t * _LOG2E + _HALF)
+    r = (t - n * _LN2_HI) - n * _LN2_LO
+    p = _P0 * r + _P1
+    p = p * r + _P2
+    p = p * r + _P3
+    p = p * r + _P4
+    p = p * r + _P5
+    k = np.int32(n) + np.int32(127)
+    return (p * r * r + r + _ONE) * _float_from_bits(np.int32(k << 23) if k > 1 else np.int32(0))
+
+
 @njit(fastmath=_EXP_FLAGS, cache=True)
-def _exp_inplace(e, bits, lo, hi):  # pragma: no cover - compiled
-    """e[l] = exp(e[l]) for l in [lo, hi), e[l] <= 0; flushed to 0 below 2^-126 (bits: int32 scratch)."""
-    for l in range(lo, hi):
-        t = max(e[l], _T_MIN)
-        n = np.floor(t * _LOG2E + _HALF)
-        r = (t - n * _LN2_HI) - n * _LN2_LO
-        p = _P0 * r + _P1
-        p = p * r + _P2
-        p = p * r + _P3
-        p = p * r + _P4
-        p = p * r + _P5
-        e[l] = p * r * r + r + _ONE
-        k = np.int32(n) + np.int32(127)
-        bits[l] = (k << 23) if k > 1 else np.int32(0)  # 2^n, or 0.0 below 2^-125 (no denormals)
-    scale = bits.view(np.float32)
-    for l in range(lo, hi):
-        e[l] *= scale[l]
+def _exp_inplace(e):  # pragma: no cover - compiled
+    for l in range(e.shape[0]):
+        e[l] = _exp(e[l])
 
 
 @njit(cache=True)
@@ -101,16 +116,16 @@ def _first_above(sorted_values, value):  # pragma: no cover - compiled
     return lo
 
 
-@njit(fastmath=True, cache=True)
-def _row_weights(level, x, y, z, bx, by, bz, d2, e, bits):  # pragma: no cover - compiled
+@njit(fastmath=_EXP_FLAGS, cache=True)
+def _row_weights(level, x, y, z, bx, by, bz, d2, e):  # pragma: no cover - compiled
     """d2[l] = |b_l - p|^2 and e[l] = exp(level * d2[l]) for every l of the (window of the) cloud b."""
     for l in range(bx.shape[0]):
         dx = bx[l] - x
         dy = by[l] - y
         dz = bz[l] - z
-        d2[l] = dx * dx + dy * dy + dz * dz
-        e[l] = level * d2[l]
-    _exp_inplace(e, bits, 0, bx.shape[0])
+        q = dx * dx + dy * dy + dz * dz
+        d2[l] = q
+        e[l] = _exp(level * q)
 
 
 @njit(fastmath=True, cache=True)
@@ -155,7 +170,32 @@ def _finish_row_pow4(e, d2, rr):  # pragma: no cover - compiled
 
 
 @njit(fastmath=True, cache=True)
-def _approxmatch_pair(a, b, levels, remain_l, remain_r, ratio_l, ratio_r, sumr, d2, e, bits):  # pragma: no cover
+def _finish_and_start_row(e, d2, rr, rem):  # pragma: no cover - compiled
+    """:func:`_finish_row_pow4` and the row sum ``sum_l e_l rem_l`` of the next level, in one loop."""
+    mass = _ZERO
+    moved = _ZERO
+    suml = _EPS
+    for l in range(rr.shape[0]):
+        g = e[l]
+        suml += g * rem[l]
+        f = g * g if g > _POW4_MIN else _ZERO
+        f = f * f * rr[l]
+        mass += f
+        moved += f * np.sqrt(d2[l])
+    return mass, moved, suml
+
+
+@njit(fastmath=True, cache=True)
+def _start_row(e, rem):  # pragma: no cover - compiled
+    """The row sum ``1e-9 + sum_l e_l rem_l`` of ratioL (the kernel's ``suml``)."""
+    suml = _EPS
+    for l in range(rem.shape[0]):
+        suml += e[l] * rem[l]
+    return suml
+
+
+@njit(fastmath=True, cache=True)
+def _approxmatch_pair(a, b, levels, remain_l, remain_r, ratio_l, ratio_r, sumr, d2, e):  # pragma: no cover
     """Transport cost (not divided by n) of PointFlow's approxmatch of a (3, n) onto b (3, m), n == m.
 
     Both clouds are sorted along their first coordinate row; ``levels`` decrease in
@@ -183,25 +223,22 @@ def _approxmatch_pair(a, b, levels, remain_l, remain_r, ratio_l, ratio_r, sumr, 
         for k in range(n):
             x, y, z = ax[k], ay[k], az[k]
             lo, hi = _window(bx, x, radius)
-            _row_weights(level, x, y, z, bx[lo:hi], by[lo:hi], bz[lo:hi], d2, e, bits)
-            w = hi - lo
-            if finish:  # level i - 1: weights e^4 (e itself on the last sweep)
-                if start:
-                    mass, moved = _finish_row_pow4(e, d2, ratio_r[lo:hi])
-                else:
-                    mass, moved = _finish_row(e, d2, ratio_r[lo:hi])
+            _row_weights(level, x, y, z, bx[lo:hi], by[lo:hi], bz[lo:hi], d2, e)
+            if start and finish:
+                mass, moved, suml = _finish_and_start_row(e, d2, ratio_r[lo:hi], remain_r[lo:hi])
+            elif finish:  # the last sweep: level i - 1 = the last level, weights e itself
+                mass, moved = _finish_row(e, d2, ratio_r[lo:hi])
+            else:
+                suml = _start_row(e, remain_r[lo:hi])
+            if finish:  # level i - 1: matched mass and cost of row k
                 rl = ratio_l[k]
                 remain_l[k] = max(_ZERO, remain_l[k] - rl * mass)
                 cost += float(rl) * float(moved)
-            if start:  # level i: ratioL[k] from remainR, then its share of every column's demand
-                rem = remain_r[lo:hi]
-                suml = _EPS
-                for l in range(w):
-                    suml += e[l] * rem[l]
+            if start:  # level i: ratioL[k] (from remainL[k] just updated), its share of every column's demand
                 rl = remain_l[k] / suml
                 ratio_l[k] = rl
                 col = sumr[lo:hi]
-                for l in range(w):
+                for l in range(hi - lo):
                     col[l] += e[l] * rl
         if start:
             _finish_columns(sumr, remain_r, ratio_r)
@@ -225,13 +262,12 @@ def approxmatch_rows(X1, X2, rows, cols, levels, out):  # pragma: no cover - com
         sumr = np.empty(m, np.float32)
         d2 = np.empty(m, np.float32)
         e = np.empty(m, np.float32)
-        bits = np.empty(m, np.int32)
         out[k] = _approxmatch_pair(X1[rows[k]], X2[cols[k]], levels, remain_l, remain_r, ratio_l, ratio_r, sumr,
-                                   d2, e, bits) / n
+                                   d2, e) / n
 
 
 def exp_flushed(t: np.ndarray) -> np.ndarray:
     """The kernel's ``exp`` of each entry of ``t`` (float32, <= 0), for tests: 0 below 2^-126."""
     e = np.array(t, dtype=np.float32).ravel()
-    _exp_inplace(e, np.empty(e.shape[0], np.int32), 0, e.shape[0])
+    _exp_inplace(e)
     return e.reshape(np.shape(t))
