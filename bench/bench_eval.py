@@ -2,7 +2,7 @@
 
 Measured side by side in one run:
 
-* ours: ``eval.evaluate.GenerationEvaluator`` (each matrix once, symmetric matrices
+* ours: ``pointcloud_sivae.evaluation.GenerationEvaluator`` (each matrix once, symmetric matrices
   as upper triangles, numba Chamfer kernel on CPU / torch on CUDA);
 * naive: the public PointFlow scheme, ``_pairwise_EMD_CD_``: a loop over clouds,
   each against batches of the other set, Chamfer via three ``bmm`` and full N x M
@@ -41,9 +41,9 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import real_clouds  # noqa: E402
 from bench.naive_step import reference_chamfer  # noqa: E402
-from eval.distances import emd_approx, emd_exact, pairwise_emd  # noqa: E402
-from eval.evaluate import GenerationEvaluator  # noqa: E402
-from pointcloud_sivae.train import select_device  # noqa: E402
+from pointcloud_sivae.distances import emd_approx, emd_exact, pairwise_emd  # noqa: E402
+from pointcloud_sivae.evaluation import GenerationEvaluator  # noqa: E402
+from pointcloud_sivae.runtime import select_device  # noqa: E402
 
 
 def naive_rows_time(sample: torch.Tensor, ref: torch.Tensor, rows: int, batch: int, device) -> float:
@@ -61,8 +61,8 @@ def naive_rows_time(sample: torch.Tensor, ref: torch.Tensor, rows: int, batch: i
 
 def emd_per_pair(sample, ref, pairs: int, device) -> list[tuple[str, float, str]]:
     """Rows (implementation, median ms per pair, deviation from exact) on pairs (sample[k], ref[k])."""
-    from eval._emd_kernels import approxmatch_rows
-    from eval.distances import POINTFLOW_LEVELS, kernel_clouds
+    from pointcloud_sivae._emd_kernels import approxmatch_rows
+    from pointcloud_sivae.distances import POINTFLOW_LEVELS, kernel_clouds
 
     exact, t_exact = [], []
     for k in range(pairs):
@@ -112,7 +112,7 @@ def emd_per_pair(sample, ref, pairs: int, device) -> list[tuple[str, float, str]
 
 def emd_table(sample, ref, n: int, device) -> dict:
     """Seconds for the three EMD matrices of an n + n table, default backend for ``device``."""
-    from eval.distances import resolve_emd_backend
+    from pointcloud_sivae.distances import resolve_emd_backend
 
     S, R = sample[:n], ref[:n]
     pairwise_emd(S[:2], R[:2], device=device)  # warm-up

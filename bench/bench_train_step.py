@@ -36,7 +36,8 @@ from pointcloud_sivae.chamfer import BACKENDS, chamfer_distance, resolve_backend
 from pointcloud_sivae.config import RunConfig  # noqa: E402
 from bench.common import matmul_peak, timed  # noqa: E402
 from bench.naive_step import NaiveStep  # noqa: E402
-from pointcloud_sivae.train import Trainer, select_device  # noqa: E402
+from pointcloud_sivae.runtime import select_device  # noqa: E402
+from pointcloud_sivae.train import Trainer  # noqa: E402
 from shapenet_prep import PrepareOptions, prepare_category  # noqa: E402
 
 

@@ -6,6 +6,9 @@
     python -m eval ood --checkpoint runs/<run> --ood-data data/onet256 --ood-category bench
     python -m eval compare --data-root data/shapenet256 --epochs 150 --seeds 0 1 2 --out runs/compare
 
+``compare`` and ``sweep`` train runs: they are the experiment runners
+``python -m pointcloud_sivae.compare`` and ``python -m pointcloud_sivae.sweep``, here as aliases.
+
 Each prints a table and writes a JSON file (default under ``<run>/eval/``) that states
 the protocol, normalisation, |S|, |R|, points per cloud, seeds, distance
 implementations, units and run time next to the numbers.
@@ -20,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from eval._io import provenance, write_json
-from eval.evaluate import DISPLAY, GenerationEvaluator, format_table, reconstruction_metrics, summarize
-from eval.protocols import PROTOCOLS
+from pointcloud_sivae.runtime import provenance, write_json
+from pointcloud_sivae.evaluation import DISPLAY, GenerationEvaluator, format_table, reconstruction_metrics, summarize
+from pointcloud_sivae.protocols import PROTOCOLS
 from pointcloud_sivae.checkpoint import CheckpointError, error_detail, run_dir_of
 from pointcloud_sivae.cli import bounded_int
 from pointcloud_sivae.data import load_manifest, load_split
 from pointcloud_sivae.inference import Inference
-from pointcloud_sivae.train import select_device
+from pointcloud_sivae.runtime import select_device
 
 DISPLAY_SCALE = {k: unit or "x1" for k, (_, unit) in DISPLAY.items()}
 VALUES_ARE = ("raw: Chamfer distance squared L2 and EMD Euclidean, both mean over points in the protocol's "
@@ -97,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
     o.add_argument("--out-dir", type=Path, help="folder for ood.json and ood_histograms.png "
                                                 "(default <run>/eval/ood_<category>)")
-    from eval.compare import add_compare_parser
-    from eval.sweep import add_sweep_parser
+    from pointcloud_sivae.compare import add_compare_parser
+    from pointcloud_sivae.sweep import add_sweep_parser
 
     add_compare_parser(sub)
     add_sweep_parser(sub)
@@ -262,8 +265,8 @@ def run_ood(args) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        from eval.compare import run_compare
-        from eval.sweep import run_sweep
+        from pointcloud_sivae.compare import run_compare
+        from pointcloud_sivae.sweep import run_sweep
 
         {"generation": run_generation, "reconstruction": run_reconstruction, "sets": run_sets, "ood": run_ood,
          "compare": run_compare, "sweep": run_sweep}[args.command](args)

@@ -14,10 +14,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from eval.metrics import auroc
+from pointcloud_sivae.metrics import auroc
 from pointcloud_sivae.data import load_split
 from pointcloud_sivae.likelihood import fit_obs_std, score_clouds
-from pointcloud_sivae.normalization import to_evaluation_frame
+from pointcloud_sivae.normalization import EvaluationFrame
 
 # score -> (label, +1 if higher means more anomalous, -1 if lower does)
 SCORES = {
@@ -51,7 +51,7 @@ def load_ood_set(inf, root: str, category: str, split: str) -> tuple[np.ndarray,
     norm = parts[0].manifest["normalization"]
     if norm == inf.normalization:
         return points, ids, f"same normalisation as the model's data ({norm['method']}): used as prepared"
-    converted = inf.to_model_frame(to_evaluation_frame(points, norm))
+    converted = inf.frame.to_model(EvaluationFrame.of(norm).to_evaluation(points))
     return converted, ids, (f"normalisation {norm['method']} differs from the model's "
                             f"({inf.normalization['method']}): mapped to the evaluation frame, then into the model's")
 

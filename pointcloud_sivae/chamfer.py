@@ -13,8 +13,9 @@ Backends:
 * ``keops``: pykeops ``LazyTensor`` argmin (CPU or CUDA), when installed.
 * ``pytorch3d``: ``pytorch3d.ops.knn_points``, when installed.
 
-``backend="auto"`` picks numba on the CPU and keops, then pytorch3d, then torch on a
-GPU; :func:`resolve_backend` says which one will run, and the trainer records it.
+:func:`resolve_backend` is the one rule for ``backend="auto"`` (numba on the CPU;
+keops, then pytorch3d, then torch on a GPU for the loss; torch for matrices on a GPU
+and for kNN on features) and checks explicit names; the trainer records what ran.
 """
 
 from __future__ import annotations
@@ -62,23 +63,53 @@ def _pytorch3d_importable() -> bool:
     return True
 
 
-def resolve_backend(backend: str = "auto", device="cpu") -> str:
-    """Name of the backend that ``backend`` selects for tensors on ``device``.
+USES = {  # what each use can run; explicit names outside its set are refused
+    "loss": BACKENDS,  # the training loss and every chamfer_distance call
+    "matrix": BACKENDS,  # matrices of distances between sets (metrics, validation)
+    "knn": ("torch", "keops", "pytorch3d"),  # k nearest neighbours on D-dim features (DGCNN)
+}
 
-    ``auto``: on the CPU, the numba kernel (the fastest here: see
-    ``bench/bench_distances.py``); on a GPU, KeOps (probed once, which compiles its
-    kernel on first use), then pytorch3d, then torch. A KeOps that is installed but
-    fails is reported with a warning naming the error. An explicit name is returned as is.
+
+def resolve_backend(backend: str = "auto", device="cpu", use: str = "loss") -> str:
+    """The one rule for which Chamfer / nearest-neighbour backend runs.
+
+    ``auto``:
+
+    * ``loss``: the numba kernel on the CPU (the fastest here, ``bench/bench_distances.py``);
+      on a GPU KeOps (probed once, which compiles its kernel on first use; an installed
+      but failing KeOps is skipped with a warning naming the error), then pytorch3d, then torch;
+    * ``matrix``: numba on the CPU, torch on a GPU (pairs batched by the matrix code);
+    * ``knn``: torch (on learned 64-256-dim features the distances are a matrix multiply,
+      where it beat KeOps on the dev CPU).
+
+    Args:
+        backend: ``auto`` or one of :data:`BACKENDS`.
+        device: where the tensors live.
+        use: one of :data:`USES`.
+
+    Returns:
+        The backend's name.
 
     Raises:
-        ValueError: unknown backend name.
+        ValueError: unknown backend or use, a backend the use cannot run, or numba on a GPU.
     """
-    if backend in BACKENDS:
-        return backend
+    if use not in USES:
+        raise ValueError(f"unknown use {use!r}; expected one of {tuple(USES)}")
+    device = torch.device(device)
     if backend != "auto":
-        raise ValueError(f"unknown Chamfer backend {backend!r}; expected 'auto' or one of {BACKENDS}")
-    if torch.device(device).type == "cpu":
+        if backend not in USES[use]:
+            what = {"loss": "Chamfer backend", "matrix": "Chamfer matrix backend", "knn": "kNN backend"}[use]
+            raise ValueError(f"unknown {what} {backend!r}; expected 'auto' or one of {USES[use]}")
+        if backend == "numba" and device.type != "cpu":
+            raise ValueError(f"the numba Chamfer backend runs on the CPU only, not {device}; use --device cpu or "
+                             "another backend (keops, pytorch3d, torch)")
+        return backend
+    if use == "knn":
+        return "torch"
+    if device.type == "cpu":
         return "numba"
+    if use == "matrix":
+        return "torch"
     try:
         import pykeops  # noqa: F401
     except ImportError:
@@ -241,10 +272,7 @@ def knn_indices(points: torch.Tensor, k: int, backend: str = "auto",
     B, N, _ = points.shape
     if not 1 <= k <= N:
         raise ValueError(f"k must be in [1, {N}] for clouds of {N} points, got {k}")
-    if backend == "auto":
-        backend = "torch"
-    elif backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; use auto or one of {BACKENDS}")
+    backend = resolve_backend(backend, points.device, use="knn")
     x = points.detach()
     with torch.no_grad():
         if backend == "keops":

@@ -7,11 +7,11 @@ config and the data manifest, so a model can be rebuilt from the file alone.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from pointcloud_sivae.runtime import atomic_write
 
 CHECKPOINT_VERSION = 1
 REQUIRED_KEYS = ("checkpoint_version", "model", "config", "epoch", "global_step")
@@ -29,19 +29,7 @@ class CheckpointError(ValueError):
 def save_checkpoint(state: dict, path: str | Path) -> None:
     """Write ``state`` to ``path`` atomically: a temporary file in the same folder,
     flushed to disk, then renamed over the target. A crash leaves the previous file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"checkpoint_version": CHECKPOINT_VERSION, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: torch.save({"checkpoint_version": CHECKPOINT_VERSION, **state}, f))
 
 
 def resolve_checkpoint_path(path: str | Path) -> Path:

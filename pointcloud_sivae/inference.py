@@ -1,8 +1,10 @@
 """Using a trained checkpoint: encode, decode, find shapes, write clouds.
 
-Clouds written to disk are in the *output frame*: the evaluation frame of the data
-(source coordinates for normalisation ``none``/``global``; radius 0.5 for per-shape
-normalisations), so PLY files line up with the ShapeNet data they came from.
+Clouds written to disk are in the *evaluation frame* of the data
+(:class:`~pointcloud_sivae.normalization.EvaluationFrame`: source coordinates for
+normalisation ``none``/``global``; radius 0.5 for per-shape normalisations), so PLY
+files line up with the ShapeNet data they came from; the model reads and writes the
+*model frame*.
 """
 
 from __future__ import annotations
@@ -15,14 +17,9 @@ import torch
 
 from pointcloud_sivae.checkpoint import load_model, resolve_checkpoint_path
 from pointcloud_sivae.data import load_split
-from pointcloud_sivae.normalization import (
-    evaluation_frame_params,
-    normalization_params,
-    normalize,
-    to_evaluation_frame,
-)
+from pointcloud_sivae.normalization import EvaluationFrame
 from pointcloud_sivae.ply import read_points, write_ply
-from pointcloud_sivae.train import select_device
+from pointcloud_sivae.runtime import select_device
 
 
 class ShapeNotFoundError(ValueError):
@@ -47,21 +44,7 @@ class Inference:
         self.normalization = self.manifest["normalization"]
         self.num_points = self.model.config.num_points
         self.data_root = data_root or self.config["data"]["data_root"]
-        shift, scale = evaluation_frame_params(self.normalization)
-        self._shift, self._scale = np.asarray(shift, np.float32), np.float32(scale)
-
-    # frames
-    def to_output_frame(self, points: np.ndarray) -> np.ndarray:
-        return to_evaluation_frame(points, self.normalization)
-
-    def to_model_frame(self, points: np.ndarray) -> np.ndarray:
-        """Source-frame clouds (M, N, 3), e.g. read from files, into the frame the model was trained in."""
-        points = np.asarray(points, np.float32)
-        method = self.normalization["method"]
-        if method in ("unit_sphere", "bbox"):
-            shift, scale = normalization_params(points, method)
-            return normalize(points, shift, scale).astype(np.float32)
-        return (points - self._shift) / self._scale
+        self.frame = EvaluationFrame.of(self.normalization)  # model frame <-> evaluation frame
 
     # model
     @torch.no_grad()
@@ -102,7 +85,7 @@ class Inference:
                                                 if len(pts) > self.num_points else "")
                     )
                 pts = pts[np.random.default_rng(seed).choice(len(pts), self.num_points, replace=False)]
-            return path.stem, self.to_model_frame(pts[None])[0]
+            return path.stem, self.frame.to_model(pts[None])[0]
         for split in ("train", "val", "test"):
             if spec in self.manifest["splits"].get(split, []):
                 data = load_split(self.data_root, self.config["data"]["category"], split)

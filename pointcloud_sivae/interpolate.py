@@ -40,7 +40,7 @@ def run_interpolation(args) -> None:
     inf = Inference(args.checkpoint, args.device, args.data_root)
     (a_label, z0), (b_label, z1) = endpoint(inf, args.source, args.resample), endpoint(inf, args.target, args.resample)
     z = interpolate(z0, z1, args.steps, args.path)
-    clouds = inf.to_output_frame(inf.decode(z))
+    clouds = inf.frame.to_evaluation(inf.decode(z))
     t = np.linspace(0.0, 1.0, args.steps)
     out = Path(args.out)
     write_clouds(out, {"interpolation": clouds}, [f"{k:02d}" for k in range(args.steps)], {

@@ -104,32 +104,73 @@ def denormalize(points, shift, scale):
     return points * scale[:, None, None] + shift[:, None, :]
 
 
-def evaluation_frame_params(manifest_normalization: dict) -> tuple[list[float], float]:
-    """Shift (3,) and scale that bring normalised clouds into the evaluation frame.
+@dataclass(frozen=True)
+class EvaluationFrame:
+    """The two frames of a prepared data set and the map between them (docs/frames.md).
 
-    Used for real and generated clouds alike, so both are scored in one frame.
-    The evaluation frame is where shapes fit the unit cube, as the JSD grid of
-    Achlioptas et al. (ICML 2018) assumes: the source coordinates for ``none``
-    and ``global`` (ShapeNet clouds lie within about +-0.5), and radius / half-side
-    0.5 for the per-shape methods, whose source frame is lost for a generated cloud.
+    * **model frame**: the prepared, normalised clouds the model trains on and outputs;
+    * **evaluation frame**: ``model * scale + shift``, where shapes fit the unit cube, as
+      the JSD grid of Achlioptas et al. (ICML 2018) assumes: the source coordinates for
+      ``none`` and ``global`` (ShapeNet clouds lie within about +-0.5), and radius /
+      half-side 0.5 for the per-shape methods, whose source frame is lost for a
+      generated cloud. Real and generated clouds are scored in the same frame.
 
-    Args:
-        manifest_normalization: the ``normalization`` block of a prepared manifest.
-
-    Returns:
-        ``(shift, scale)`` with ``frame = points * scale + shift``.
+    Build it with :meth:`of` from a manifest's ``normalization`` block. Both maps take
+    numpy arrays (returned as float32) or torch tensors (kept on their device and dtype).
     """
-    method = manifest_normalization["method"]
-    if method == "none":
-        return [0.0, 0.0, 0.0], 1.0
-    if method == "global":
-        return list(manifest_normalization["global_mean"]), float(manifest_normalization["global_std"])
-    if method in ("unit_sphere", "bbox"):
-        return [0.0, 0.0, 0.0], 0.5
-    raise ValueError(f"unknown normalization {method!r}; expected one of {NORMALIZATIONS}")
+
+    method: str
+    shift: tuple[float, float, float]
+    scale: float
+
+    @classmethod
+    def of(cls, manifest_normalization: dict) -> EvaluationFrame:
+        """The frame of a manifest's ``normalization`` block.
+
+        Raises:
+            ValueError: unknown normalisation method.
+        """
+        method = manifest_normalization["method"]
+        if method == "none":
+            return cls(method, (0.0, 0.0, 0.0), 1.0)
+        if method == "global":
+            return cls(method, tuple(float(v) for v in manifest_normalization["global_mean"]),
+                       float(manifest_normalization["global_std"]))
+        if method in ("unit_sphere", "bbox"):
+            return cls(method, (0.0, 0.0, 0.0), 0.5)
+        raise ValueError(f"unknown normalization {method!r}; expected one of {NORMALIZATIONS}")
+
+    def to_evaluation(self, points):
+        """Model-frame clouds (..., N, 3) in the evaluation frame."""
+        if _is_tensor(points):
+            import torch
+
+            return points * self.scale + torch.tensor(self.shift, dtype=points.dtype, device=points.device)
+        return (np.asarray(points, np.float32) * np.float32(self.scale)
+                + np.asarray(self.shift, np.float32)).astype(np.float32)
+
+    def to_model(self, points):
+        """Clouds (M, N, 3) in the evaluation frame, or in any frame for the per-shape methods
+        (each cloud is normalised on its own, as preprocessing does), in the model frame."""
+        if self.method in ("unit_sphere", "bbox"):
+            if _is_tensor(points):
+                shift, scale = normalization_params(points.detach().cpu().numpy(), self.method)
+                return normalize(points, *(_as_tensor_like(v, points) for v in (shift, scale)))
+            points = np.asarray(points, np.float32)
+            shift, scale = normalization_params(points, self.method)
+            return normalize(points, shift, scale).astype(np.float32)
+        if _is_tensor(points):
+            import torch
+
+            return (points - torch.tensor(self.shift, dtype=points.dtype, device=points.device)) / self.scale
+        return (np.asarray(points, np.float32) - np.asarray(self.shift, np.float32)) / np.float32(self.scale)
 
 
-def to_evaluation_frame(points, manifest_normalization: dict) -> np.ndarray:
-    """Normalised clouds (..., N, 3) in the evaluation frame (see :func:`evaluation_frame_params`); float32."""
-    shift, scale = evaluation_frame_params(manifest_normalization)
-    return (np.asarray(points, np.float32) * np.float32(scale) + np.asarray(shift, np.float32)).astype(np.float32)
+def _is_tensor(x) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def _as_tensor_like(values: np.ndarray, like):
+    import torch
+
+    return torch.from_numpy(values).to(device=like.device, dtype=like.dtype)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.distances import paired_chamfer
 from pointcloud_sivae.cli import base_parser, bounded_int, run
 from pointcloud_sivae.data import load_split
+from pointcloud_sivae.distances import paired_chamfer
 from pointcloud_sivae.inference import Inference, write_clouds
 from pointcloud_sivae.render import ROLE_COLORS, HeadlessRenderer, save_png, side_by_side_offsets
 
@@ -35,7 +35,7 @@ def reconstruct(args) -> None:
         labels = ids
         model_in = split.points[[split.ids.index(i) for i in ids]].numpy()
     rec = inf.decode(inf.encode(model_in))
-    inputs, recs = inf.to_output_frame(model_in), inf.to_output_frame(rec)
+    inputs, recs = inf.frame.to_evaluation(model_in), inf.frame.to_evaluation(rec)
     cd = paired_chamfer(inputs, recs)
     out = Path(args.out)
     names = [f"{k:03d}" for k in range(len(labels))]

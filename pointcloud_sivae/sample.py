@@ -20,7 +20,7 @@ def sample(args) -> None:
     inf = Inference(args.checkpoint, args.device, args.data_root)
     if args.num < 1:
         raise ValueError(f"-n must be positive, got {args.num}")
-    clouds = inf.to_output_frame(inf.decode(inf.prior(args.num, args.seed)))
+    clouds = inf.frame.to_evaluation(inf.decode(inf.prior(args.num, args.seed)))
     names = [f"{k:03d}" for k in range(args.num)]
     out = Path(args.out)
     write_clouds(out, {"sample": clouds}, names, {

@@ -53,7 +53,6 @@ import datetime as _dt
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -63,9 +62,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from eval.distances import pairwise_chamfer
-from eval.jsd import jsd_between_sets
-from eval.metrics import coverage, mmd, one_nn_accuracy
+from pointcloud_sivae.jsd import jsd_between_sets
+from pointcloud_sivae.metrics import coverage, mmd, one_nn_accuracy
 from pointcloud_sivae.categories import dataset_category
 from pointcloud_sivae.chamfer import chamfer_distance, resolve_backend
 from pointcloud_sivae.checkpoint import (
@@ -89,6 +87,7 @@ from pointcloud_sivae.config import (
     upgrade_stored_config,
 )
 from pointcloud_sivae.data import load_split
+from pointcloud_sivae.distances import pairwise_chamfer
 from pointcloud_sivae.distributed import (
     DistContext,
     init_from_env,
@@ -108,8 +107,9 @@ from pointcloud_sivae.losses import (
     vae_loss,
 )
 from pointcloud_sivae.model import SoftIntroVAE, frozen_batchnorm_stats
-from pointcloud_sivae.normalization import evaluation_frame_params
+from pointcloud_sivae.normalization import EvaluationFrame
 from pointcloud_sivae.render import point_colors, render_grid
+from pointcloud_sivae.runtime import git_revision, select_device
 from pointcloud_sivae.tb import NullWriter, make_writer
 
 
@@ -127,40 +127,9 @@ def _checkpoint_bytes(model: nn.Module) -> int:
     return int(1.1 * 3 * sum(p.numel() * p.element_size() for p in model.parameters()))
 
 
-def select_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cpu``, ``cuda``, ``cuda:N`` as given.
-
-    Raises:
-        ValueError: CUDA requested but not available, or an unknown device string.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"unknown --device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"--device {name} requested but CUDA is not available (torch {torch.__version__}, "
-            f"built with CUDA {torch.version.cuda}); use --device cpu or --device auto"
-        )
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
-    return device
-
-
 def _set_requires_grad(module: nn.Module, flag: bool) -> None:
     for p in module.parameters():
         p.requires_grad_(flag)
-
-
-def _git_revision() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
-                             capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
 def _data_fingerprint(manifest: dict) -> dict:
@@ -181,7 +150,8 @@ class Trainer:
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
         torch.manual_seed(cfg.train.seed)
-        self.backend = resolve_backend(cfg.loss.chamfer_backend, self.device)
+        self.backend = resolve_backend(cfg.loss.chamfer_backend, self.device)  # the training loss
+        self.matrix_backend = resolve_backend(cfg.loss.chamfer_backend, self.device, use="matrix")  # validation
 
         train = load_split(cfg.data.data_root, cfg.data.category, "train")
         val = load_split(cfg.data.data_root, cfg.data.category, "val")
@@ -199,9 +169,7 @@ class Trainer:
             )
         self.train_points = train.points.to(self.device)
         self.val_points = val.points.to(self.device)
-        frame_shift, frame_scale = evaluation_frame_params(self.manifest["normalization"])
-        self.frame_shift = torch.tensor(frame_shift, device=self.device)
-        self.frame_scale = frame_scale
+        self.frame = EvaluationFrame.of(self.manifest["normalization"])  # model frame <-> evaluation frame
 
         self.model = SoftIntroVAE(cfg.model).to(self.device)
         self.model.encoder.sync_batchnorm = self.dist.enabled
@@ -375,10 +343,11 @@ class Trainer:
         info["sessions"].append({
             "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "command": sys.argv,
-            "git_revision": _git_revision(),
+            "git_revision": git_revision(),
             "torch": torch.__version__,
             "device": str(self.device),
             "chamfer_backend": self.backend,
+            "validation_chamfer_backend": self.matrix_backend,
             "processes": self.dist.world_size,
             "resumed_from": resumed_from,
             "start_epoch": self.epoch,
@@ -575,9 +544,6 @@ class Trainer:
         """``"vae"`` for epochs 1..warmup_epochs (1-based), the configured ``loss.method`` after."""
         return "vae" if epoch <= self.cfg.optim.warmup_epochs else self.cfg.loss.method
 
-    def _to_frame(self, points: torch.Tensor) -> torch.Tensor:
-        return points * self.frame_scale + self.frame_shift
-
     @torch.no_grad()
     def _decode_prior(self, n: int, seed: int) -> torch.Tensor:
         g = torch.Generator(device=self.device).manual_seed(seed)
@@ -605,10 +571,10 @@ class Trainer:
             return {}
         self.model.eval()
         try:
-            real = self._to_frame(self.val_points)
-            rec = self._to_frame(self._reconstruct(self.val_points))
+            real = self.frame.to_evaluation(self.val_points)
+            rec = self.frame.to_evaluation(self._reconstruct(self.val_points))
             cd = chamfer_distance(real, rec, point_reduction="mean", backend=self.backend).mean().item()
-            gen = self._to_frame(self._decode_prior(self.cfg.train.jsd_sample_factor * len(real),
+            gen = self.frame.to_evaluation(self._decode_prior(self.cfg.train.jsd_sample_factor * len(real),
                                                     self.cfg.train.seed + 1))
             real_np, gen_np = real.cpu().numpy(), gen.cpu().numpy()
             out = {"val_chamfer": cd, "val_jsd": jsd_between_sets(gen_np, real_np, allow_outside=True)}
@@ -625,7 +591,7 @@ class Trainer:
         """Diversity of |val| prior samples and of the val split, the val split's nearest-other
         distance, and (``val_generation_metrics``) MMD-CD, COV-CD and 1-NNA-CD of the samples
         against the val split (evaluation frame); the val-against-val matrix is computed once."""
-        backend = "numba" if self.device.type == "cpu" else "torch"
+        backend = self.matrix_backend
         if self._val_D_rr is None:
             self._val_D_rr = pairwise_chamfer(reference, backend=backend, device=self.device)
         D_ss = pairwise_chamfer(sample, backend=backend, device=self.device)
@@ -642,9 +608,9 @@ class Trainer:
         k = min(self.cfg.train.num_vis, len(source))
         self.model.eval()
         try:
-            real = self._to_frame(source[:k])
-            rec = self._to_frame(self._reconstruct(source[:k]))
-            gen = self._to_frame(self._decode_prior(k, self.cfg.train.seed + 2))
+            real = self.frame.to_evaluation(source[:k])
+            rec = self.frame.to_evaluation(self._reconstruct(source[:k]))
+            gen = self.frame.to_evaluation(self._decode_prior(k, self.cfg.train.seed + 2))
         finally:
             self.model.train()
         rows = [real.cpu().numpy(), rec.cpu().numpy(), gen.cpu().numpy()]
@@ -664,7 +630,7 @@ class Trainer:
         self.model.eval()
         try:
             mu = self.model.encode(torch.stack([a, b]))[0]
-            clouds = self._to_frame(self.model.decode(interpolate(mu[0], mu[1], steps, "slerp")))
+            clouds = self.frame.to_evaluation(self.model.decode(interpolate(mu[0], mu[1], steps, "slerp")))
         finally:
             self.model.train()
         return render_grid([clouds.cpu().numpy()], ["slerp: val shape 0 -> val shape 1"])

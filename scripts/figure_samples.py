@@ -36,9 +36,9 @@ def main(argv=None) -> int:
         inf = Inference(path, "cpu")
         if not rows:
             real = load_split(inf.data_root, inf.config["data"]["category"], args.split).points[: args.num].numpy()
-            rows.append(inf.to_output_frame(real))
+            rows.append(inf.frame.to_evaluation(real))
             titles.append(f"real ({args.split})")
-        rows.append(inf.to_output_frame(inf.decode(inf.prior(args.num, args.seed))))
+        rows.append(inf.frame.to_evaluation(inf.decode(inf.prior(args.num, args.seed))))
         titles.append(f"{name} samples")
     save_png(args.out, render_grid(rows, titles))
     print(f"wrote {args.out}", file=sys.stderr)

@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from pointcloud_sivae.categories import canonical_category, synset_of
 from pointcloud_sivae.normalization import NORMALIZATIONS, fit_global_stats, normalization_params, normalize
+from pointcloud_sivae.runtime import atomic_write
 from shapenet_prep import meshes, modelnet40, shapenetpart
 from shapenet_prep.common import Sampling, ShapeRef
 from shapenet_prep.errors import MalformedShapeError
@@ -121,18 +122,6 @@ def _cache_dir(opts: PrepareOptions, category: str) -> Path:
     return Path(opts.out) / ".cache" / category / f"{opts.format}-{opts.num_points}-{digest}"
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _work(fmt: str, ref: ShapeRef, sampling: Sampling, cache: Path) -> tuple[str, str | None]:
     """Load one shape into the cache; returns ``(model_id, reason or None)``. Runs in a worker."""
     try:
@@ -144,10 +133,10 @@ def _work(fmt: str, ref: ShapeRef, sampling: Sampling, cache: Path) -> tuple[str
             detail = "it holds Python objects, which are never unpickled" if "pickle" in str(exc) else str(exc)
             path, reason = str(ref.path), f"cannot be read ({type(exc).__name__}: {detail})"
         record = f"{path}\t{reason}".encode()
-        _atomic_write(cache / f"{ref.model_id}.err", lambda f: f.write(record))
+        atomic_write(cache / f"{ref.model_id}.err", lambda f: f.write(record), durable=False)
         return ref.model_id, f"{path}: {reason}"
     arrays = {"points": points} if normals is None else {"points": points, "normals": normals}
-    _atomic_write(cache / f"{ref.model_id}.npz", lambda f: np.savez(f, **arrays))
+    atomic_write(cache / f"{ref.model_id}.npz", lambda f: np.savez(f, **arrays), durable=False)  # a cache
     return ref.model_id, None
 
 

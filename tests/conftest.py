@@ -58,7 +58,7 @@ def trained_run(airplanes_256, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def airplanes_2048() -> "np.ndarray":
+def airplanes_2048():
     """60 real ShapeNetPart airplanes at 2048 points, in the source frame (PointFlow's frame for
     JSD: shapes within the unit cube); (60, 2048, 3) float32."""
     require_shared_airplanes()

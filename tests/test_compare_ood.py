@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from eval.__main__ import main as eval_main
-from eval.compare import best_per_metric
+from pointcloud_sivae.compare import best_per_metric
 from eval.metrics import auroc
 
 from .conftest import SHARED_DATA
@@ -122,7 +122,7 @@ def test_compare_checks_the_protocol_before_training(airplanes_256, tmp_path, ca
 def test_compare_per_method_settings(airplanes_256, tmp_path):
     from types import SimpleNamespace
 
-    from eval.compare import _train_config
+    from pointcloud_sivae.compare import _train_config
 
     args = SimpleNamespace(overrides=["vae:beta_kl=2", "soft-intro:warmup_epochs=3", "z_dim=16"], epochs=1,
                            out=tmp_path, data_root=str(airplanes_256), category="airplane", device="cpu",

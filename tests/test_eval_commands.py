@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from eval.__main__ import main as eval_main
-from eval.protocols import apply_protocol
+from pointcloud_sivae.protocols import apply_protocol
 
 
 def test_generation_command_writes_protocol_and_numbers(trained_run, tmp_path, capsys):

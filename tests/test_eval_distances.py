@@ -7,8 +7,8 @@ from scipy.spatial import cKDTree
 
 from tests.pointflow_reference import approxmatch_cost
 
-from eval._emd_kernels import exp_flushed
-from eval.distances import (
+from pointcloud_sivae._emd_kernels import exp_flushed
+from pointcloud_sivae.distances import (
     POINTFLOW_LEVELS,
     emd_approx,
     emd_exact,

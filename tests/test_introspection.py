@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from eval.__main__ import main as eval_main
-from eval.sweep import parse_grid
+from pointcloud_sivae.sweep import parse_grid
 from pointcloud_sivae.chamfer import chamfer_distance
 from pointcloud_sivae.checkpoint import load_checkpoint, save_checkpoint
 from pointcloud_sivae.config import RunConfig, list_presets, resolve_config, upgrade_stored_config

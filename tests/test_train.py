@@ -5,7 +5,8 @@ import torch
 
 from pointcloud_sivae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from pointcloud_sivae.data import MissingDataError
-from pointcloud_sivae.train import NonFiniteLossError, Trainer, main, select_device
+from pointcloud_sivae.runtime import select_device
+from pointcloud_sivae.train import NonFiniteLossError, Trainer, main
 
 from .conftest import tiny_config
 

@@ -98,7 +98,7 @@ def test_interpolate_command_endpoints_ply_strip_gif(trained_run, tmp_path):
     assert clouds.shape == (5, 256, 3)
     # endpoints equal the decodings of the endpoint latents (posterior means)
     ends = np.stack([inf.shape(test_ids[0])[1], inf.shape(test_ids[1])[1]])
-    expected = inf.to_output_frame(inf.decode(inf.encode(ends)))
+    expected = inf.frame.to_evaluation(inf.decode(inf.encode(ends)))
     np.testing.assert_allclose(clouds[[0, -1]], expected, atol=1e-6)
     for k in range(5):  # written PLY files read back identical
         assert np.array_equal(read_points(out / f"interpolation_{k:02d}.ply"), clouds[k])

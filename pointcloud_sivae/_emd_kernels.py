@@ -1,7 +1,7 @@
-"""Numba CPU kernel for PointFlow's approxmatch EMD (internal; use ``eval.distances``).
+"""Numba CPU kernel for PointFlow's approxmatch EMD (internal; use ``pointcloud_sivae.distances``).
 
 The matching is the one of PointFlow's CUDA kernel (``approxmatch.cu``, see
-:func:`eval.distances.emd_approx`), computed without its ``n x m`` match matrix:
+:func:`pointcloud_sivae.distances.emd_approx`), computed without its ``n x m`` match matrix:
 
 * per level, one sweep over the rows ``k`` of xyz1 computes the weights
   ``exp(level * d^2)`` of the row once, its sum against ``remainR`` (so ``ratioL[k]``),

@@ -1,6 +1,7 @@
-"""``python -m eval sweep``: a grid of training settings times seeds, scored on the val split.
+"""``python -m pointcloud_sivae.sweep`` (alias ``python -m eval sweep``): a grid of training settings
+times seeds, scored on the val split.
 
-    python -m eval sweep --data-root data/mn40_256 --epochs 100 --seeds 0 1 2 \\
+    python -m pointcloud_sivae.sweep --data-root data/mn40_256 --epochs 100 --seeds 0 1 2 \\
         --grid beta_neg=64,256,1024 --grid beta_kl=0.5,1 --methods soft-intro --out runs/sweep
 
 Every cell of the Cartesian product of the ``--grid`` values is a set of training config
@@ -28,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from eval._io import provenance, write_json
-from eval.compare import (
+from pointcloud_sivae.runtime import provenance, write_json
+from pointcloud_sivae.compare import (
     COLUMNS,
     DIRECTION_TEXT,
     _check_protocol,
@@ -38,7 +39,7 @@ from eval.compare import (
     score_run,
     train_all,
 )
-from eval.protocols import PROTOCOLS
+from pointcloud_sivae.protocols import PROTOCOLS
 from pointcloud_sivae.cli import bounded_int
 
 
@@ -187,3 +188,16 @@ def to_markdown(result: dict) -> str:
     return (head + "\n".join(lines) + f"\n\nUnits: {units}.\n\nChosen on val by {s['metric']} ({s['direction']}): "
             f"`{s['cell']}`, {s['method']}. Score it once on the test split with:\n\n    {result['test_command']}\n")
 
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from pointcloud_sivae.cli import run
+
+    p = argparse.ArgumentParser(prog="python -m pointcloud_sivae", description=__doc__.splitlines()[0])
+    add_sweep_parser(p.add_subparsers(dest="command", required=True))
+    return run(run_sweep, p.parse_args(["sweep", *(sys.argv[1:] if argv is None else argv)]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,12 +1,13 @@
-"""``python -m eval compare``: train several methods with the same budget and seeds, score each, tabulate.
+"""``python -m pointcloud_sivae.compare`` (alias ``python -m eval compare``): train several methods with
+the same budget and seeds, score each, tabulate.
 
-    python -m eval compare --data-root data/shapenet256 --epochs 150 --seeds 0 1 2 \\
+    python -m pointcloud_sivae.compare --data-root data/shapenet256 --epochs 150 --seeds 0 1 2 \\
         --set beta_rec=640 --set intro_beta=640 --out runs/compare
 
 For every (method, seed) a run ``<out>/runs/<method>-seed<seed>`` is trained with the
 same config, epochs and seed (a finished run is reused, an interrupted one resumed),
 then its checkpoint (``best.pt``, chosen on validation JSD, or ``last.pt``) is scored on
-the test split: the generation table of :mod:`eval.evaluate` (|S| = |R|, prior samples
+the test split: the generation table of :mod:`pointcloud_sivae.evaluation` (|S| = |R|, prior samples
 seeded by the run's seed), reconstruction CD/EMD of posterior means, and the test
 ELBO and importance-weighted ``log p(x)`` of :mod:`pointcloud_sivae.likelihood`.
 ``comparison.json`` and ``comparison.md`` hold per-run numbers, mean and std over
@@ -23,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eval._io import provenance, write_json
-from eval.evaluate import DISPLAY, GenerationEvaluator, reconstruction_metrics
-from eval.protocols import PROTOCOLS
+from pointcloud_sivae.runtime import provenance, write_json
+from pointcloud_sivae.evaluation import DISPLAY, GenerationEvaluator, reconstruction_metrics
+from pointcloud_sivae.protocols import PROTOCOLS
 from pointcloud_sivae.cli import bounded_int
 
 # metric -> (direction, display scale, unit). direction: "min", "max", or "half" (closest to 50 %).
@@ -260,7 +261,7 @@ def to_markdown(result: dict) -> str:
 
 
 def _check_protocol(args) -> None:
-    from eval.protocols import apply_protocol
+    from pointcloud_sivae.protocols import apply_protocol
     from pointcloud_sivae.data import load_split
 
     test = load_split(args.data_root, args.category, "test")
@@ -318,3 +319,16 @@ def run_compare(args) -> dict:
     print(markdown)
     return result
 
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from pointcloud_sivae.cli import run
+
+    p = argparse.ArgumentParser(prog="python -m pointcloud_sivae", description=__doc__.splitlines()[0])
+    add_compare_parser(p.add_subparsers(dest="command", required=True))
+    return run(run_compare, p.parse_args(["compare", *(sys.argv[1:] if argv is None else argv)]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

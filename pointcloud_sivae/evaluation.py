@@ -1,0 +1,149 @@
+"""Generation and reconstruction evaluation: distance matrices once, every metric from them."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from pointcloud_sivae.chamfer import resolve_backend
+from pointcloud_sivae.distances import paired_chamfer, paired_emd, pairwise_chamfer, pairwise_emd, resolve_emd_backend
+from pointcloud_sivae.jsd import jsd_between_sets, jsd_convention, outside_fraction
+from pointcloud_sivae.metrics import coverage, mmd, one_nn_accuracy
+from pointcloud_sivae.protocols import apply_protocol
+from pointcloud_sivae.normalization import EvaluationFrame
+from pointcloud_sivae.health import set_diversity
+
+# Display scale of each metric: shown value = raw value x scale (PointFlow tables: MMD-CD x10^3,
+# MMD-EMD x10^2, COV and 1-NNA in %). JSON keeps raw values; its "units" says the scale.
+DISPLAY = {
+    "MMD-CD": (1e3, "x10^3"), "COV-CD": (100.0, "%"), "1-NNA-CD": (100.0, "%"),
+    "MMD-EMD": (1e2, "x10^2"), "COV-EMD": (100.0, "%"), "1-NNA-EMD": (100.0, "%"),
+    "JSD": (1.0, ""), "CD": (1e4, "x10^4"), "EMD": (1e2, "x10^2"), "diversity-CD": (1.0, "ratio"),
+}
+EMD_NAMES = {"approx": "approxmatch as PointFlow's CUDA kernel (levels -4^7 ... -4^-1; entry [a, b] matches "
+                       "xyz1 = the column cloud onto xyz2 = the row cloud, PointFlow's M_rs order)",
+             "exact": "exact assignment (scipy linear_sum_assignment)"}
+
+
+class GenerationEvaluator:
+    """Scores sets of generated clouds against one reference set.
+
+    The reference-against-reference matrices are computed once and reused for every
+    sample set (e.g. every seed).
+
+    Args:
+        reference: (R, N, 3) clouds in the prepared (model) frame.
+        normalization: the manifest's ``normalization`` block.
+        protocol: see :mod:`pointcloud_sivae.protocols`.
+        emd: ``approx``, ``exact`` or ``none`` (Chamfer metrics and JSD only).
+        chamfer_backend, emd_backend, device: where the distance matrices are computed.
+        jsd_allow_outside: compute JSD even when more than 1 % of the points of a set lie
+            outside the grid's ball (otherwise :class:`eval.jsd.JSDFrameError`).
+    """
+
+    def __init__(self, reference, normalization: dict, *, protocol: str = "pointflow", emd: str = "approx",
+                 chamfer_backend: str = "auto", emd_backend: str = "auto", device="cpu", progress: bool = False,
+                 jsd_allow_outside: bool = False):
+        import torch
+
+        if emd not in ("approx", "exact", "none"):
+            raise ValueError(f"--emd must be approx, exact or none, got {emd!r}")
+        self.normalization, self.protocol, self.emd = normalization, protocol, emd
+        self.device = torch.device(device)
+        self.chamfer_backend = resolve_backend(chamfer_backend, self.device, use="matrix")
+        self.emd_backend = resolve_emd_backend(emd_backend, self.device)
+        self.jsd_allow_outside = jsd_allow_outside
+        self.jsd_outside: dict[str, float] = {}
+        self.progress = progress
+        self.reference_raw = np.asarray(reference, np.float32)
+        self.reference = apply_protocol(self.reference_raw, protocol, normalization)
+        self._ref_matrices: dict[str, np.ndarray] = {}
+        self.timings: dict[str, float] = {}
+
+    def _matrix(self, kind: str, A, B=None) -> np.ndarray:
+        t0 = time.perf_counter()
+        if kind == "CD":
+            out = pairwise_chamfer(A, B, backend=self.chamfer_backend, device=self.device, progress=self.progress)
+        else:
+            out = pairwise_emd(A, B, method=self.emd, backend=self.emd_backend, device=self.device,
+                               progress=self.progress)
+        self.timings[f"{kind}_matrices_s"] = self.timings.get(f"{kind}_matrices_s", 0.0) + time.perf_counter() - t0
+        return out
+
+    def distance_implementations(self) -> dict:
+        impl = {"chamfer": f"{self.chamfer_backend} (squared L2, mean over points)"}
+        if self.emd != "none":
+            impl["emd"] = EMD_NAMES[self.emd] + " (Euclidean, mean over points)"
+            if self.emd == "approx":
+                impl["emd"] += f", {self.emd_backend}"
+        impl["jsd"] = jsd_convention()
+        if self.jsd_outside:
+            impl["jsd"]["outside_ball_fraction"] = dict(self.jsd_outside)
+        return impl
+
+    def __call__(self, sample) -> dict[str, float]:
+        """Metrics of one generated set (S, N, 3), model frame; raw values (fractions, distances).
+
+        ``diversity-CD`` is the mean pairwise Chamfer distance within S over that within R
+        (1 for a set as varied as the reference, near 0 for one shape repeated)."""
+        S = apply_protocol(sample, self.protocol, self.normalization)
+        out: dict[str, float] = {}
+        for kind in ("CD", "EMD") if self.emd != "none" else ("CD",):
+            if kind not in self._ref_matrices:
+                self._ref_matrices[kind] = self._matrix(kind, self.reference)
+            D_rr = self._ref_matrices[kind]
+            D_sr, D_ss = self._matrix(kind, S, self.reference), self._matrix(kind, S)
+            out[f"MMD-{kind}"] = mmd(D_sr)
+            out[f"COV-{kind}"] = coverage(D_sr)
+            out[f"1-NNA-{kind}"] = one_nn_accuracy(D_ss, D_sr, D_rr)
+            if kind == "CD":  # mode collapse, which MMD hides: mean pairwise CD of S over that of R
+                out["diversity-CD"] = set_diversity(D_ss) / set_diversity(D_rr)
+        t0 = time.perf_counter()
+        frame = EvaluationFrame.of(self.normalization)  # JSD: the evaluation frame, whatever the protocol
+        gen, ref = frame.to_evaluation(sample), frame.to_evaluation(self.reference_raw)
+        self.jsd_outside = {"sample": outside_fraction(gen), "reference": outside_fraction(ref)}
+        out["JSD"] = jsd_between_sets(gen, ref, allow_outside=self.jsd_allow_outside)
+        self.timings["JSD_s"] = self.timings.get("JSD_s", 0.0) + time.perf_counter() - t0
+        return out
+
+
+def reconstruction_metrics(inputs, reconstructions, normalization: dict, *, protocol: str = "pointflow",
+                           emd: str = "approx", chamfer_backend: str = "auto", emd_backend: str = "auto",
+                           device="cpu") -> dict:
+    """Mean and std over shapes of CD and EMD between each input and its reconstruction.
+
+    Args:
+        inputs, reconstructions: (M, N, 3) clouds in the model frame, paired by index.
+
+    Returns:
+        ``{"CD": {"mean", "std"}, "EMD": {...}, "per_shape": {"CD": [...], "EMD": [...]}}``.
+    """
+    import torch
+
+    device = torch.device(device)
+    A = apply_protocol(inputs, protocol, normalization)
+    B = apply_protocol(reconstructions, protocol, normalization)
+    per = {"CD": paired_chamfer(A, B, backend=chamfer_backend, device=device)}
+    if emd != "none":
+        per["EMD"] = paired_emd(A, B, method=emd, backend=emd_backend, device=device)
+    out = {k: {"mean": float(v.mean()), "std": float(v.std())} for k, v in per.items()}
+    out["per_shape"] = {k: v.tolist() for k, v in per.items()}
+    return out
+
+
+def summarize(per_seed: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Mean and (population) std over seeds of every metric."""
+    keys = per_seed[0].keys()
+    return {k: {"mean": float(np.mean([r[k] for r in per_seed])), "std": float(np.std([r[k] for r in per_seed]))}
+            for k in keys}
+
+
+def format_table(summary: dict[str, dict[str, float]], title: str) -> str:
+    """A readable terminal table: metric, value in the field's display units, unit."""
+    lines = [title, f"{'metric':<10} {'value':>20}  unit", "-" * 40]
+    for k, v in summary.items():
+        scale, unit = DISPLAY.get(k, (1.0, ""))
+        value = f"{v['mean'] * scale:.4f}" + (f" ± {v['std'] * scale:.4f}" if v.get("std") else "")
+        lines.append(f"{k:<10} {value:>20}  {unit}")
+    return "\n".join(lines)

@@ -1,0 +1,90 @@
+"""Generation metrics as small functions of precomputed distance matrices.
+
+Definitions and units follow PointFlow's ``evaluation_metrics.py`` (Yang et al.,
+ICCV 2019) and Achlioptas et al. (ICML 2018); docs/metrics.md. ``D_sr`` has
+one row per generated cloud (S) and one column per reference cloud (R).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _check(D: np.ndarray, name: str) -> np.ndarray:
+    D = np.asarray(D, dtype=np.float64)
+    if D.ndim != 2 or 0 in D.shape:
+        raise ValueError(f"{name} must be a non-empty 2-D distance matrix, got shape {D.shape}")
+    if not np.isfinite(D).all():
+        raise ValueError(f"{name} contains NaN or infinite distances")
+    return D
+
+
+def mmd(D_sr: np.ndarray) -> float:
+    """Minimum matching distance: ``(1/|R|) sum_r min_s D(s, r)`` (lower is better).
+
+    Source: Achlioptas et al., ICML 2018; PointFlow ``lgan_mmd_cov`` (``lgan_mmd``).
+    """
+    return float(_check(D_sr, "D_sr").min(axis=0).mean())
+
+
+def coverage(D_sr: np.ndarray) -> float:
+    """Coverage: fraction of references that are the nearest reference of some sample,
+    ``|{argmin_r D(s, r) : s in S}| / |R|``, in [0, 1] (higher is better). Ties in the
+    argmin go to the lowest reference index.
+
+    Source: Achlioptas et al., ICML 2018; PointFlow ``lgan_mmd_cov`` (``lgan_cov``).
+    """
+    D = _check(D_sr, "D_sr")
+    return float(len(np.unique(D.argmin(axis=1))) / D.shape[1])
+
+
+def one_nn_accuracy(D_ss: np.ndarray, D_sr: np.ndarray, D_rr: np.ndarray) -> float:
+    """Leave-one-out 1-nearest-neighbour accuracy of telling S from R in ``S u R``, in [0, 1].
+
+    Each cloud is classified by the set of its nearest other cloud; 0.5 is ideal (the
+    sets cannot be told apart), 1.0 worst. Tie rule: when several clouds are nearest
+    at the same distance, the cloud counts as correct by the fraction of them that
+    come from its own set (so an even tie counts half), independent of ordering.
+
+    Args:
+        D_ss: (S, S), D_sr: (S, R), D_rr: (R, R) distance matrices.
+
+    Source: Lopez-Paz & Oquab, ICLR 2017; PointFlow ``knn`` with k = 1.
+    """
+    D_ss, D_sr, D_rr = _check(D_ss, "D_ss"), _check(D_sr, "D_sr"), _check(D_rr, "D_rr")
+    n_s, n_r = D_sr.shape
+    if D_ss.shape != (n_s, n_s) or D_rr.shape != (n_r, n_r):
+        raise ValueError(f"shapes disagree: D_ss {D_ss.shape}, D_sr {D_sr.shape}, D_rr {D_rr.shape}")
+    M = np.block([[D_ss, D_sr], [D_sr.T, D_rr]])
+    np.fill_diagonal(M, np.inf)
+    label = np.r_[np.zeros(n_s, bool), np.ones(n_r, bool)]
+    nearest = M == M.min(axis=1, keepdims=True)
+    same = (nearest & (label[None, :] == label[:, None])).sum(1) / nearest.sum(1)
+    return float(same.mean())
+
+
+def auroc(scores_in: np.ndarray, scores_out: np.ndarray) -> float:
+    """Area under the ROC curve of telling out-of-distribution from in-distribution data.
+
+    Higher scores must mean "more anomalous". Equals ``P(s_out > s_in) + 1/2 P(s_out = s_in)``
+    over all pairs (the Mann-Whitney U statistic over ``|in| * |out|``), so ties count
+    one half: 1.0 separates perfectly, 0.5 is chance, 0.0 is perfectly reversed.
+
+    Args:
+        scores_in, scores_out: 1-D arrays of anomaly scores, non-empty and finite.
+
+    Raises:
+        ValueError: empty or non-finite scores.
+
+    Source: Hanley & McNeil, Radiology 1982 (AUC as the Mann-Whitney statistic).
+    """
+    from scipy.stats import rankdata
+
+    a, b = np.asarray(scores_in, np.float64).ravel(), np.asarray(scores_out, np.float64).ravel()
+    if a.size == 0 or b.size == 0:
+        raise ValueError(f"AUROC needs scores for both sets, got {a.size} in-distribution and {b.size} OOD")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("AUROC scores contain NaN or infinite values")
+    ranks = rankdata(np.concatenate([a, b]))  # average ranks for ties
+    u = ranks[a.size:].sum() - b.size * (b.size + 1) / 2.0
+    return float(u / (a.size * b.size))

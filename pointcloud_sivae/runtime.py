@@ -1,0 +1,93 @@
+"""What every command needs from its surroundings: the device, the code's revision, the
+provenance fields of a result file, and writes that are never half-done.
+
+The lowest layer of the package: it imports nothing from it, so training, inference,
+preprocessing (``shapenet_prep``) and evaluation (``eval``) all use it without
+loading each other.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from functools import cache
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+import torch
+
+
+def select_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cpu``, ``cuda``, ``cuda:N`` as given.
+
+    Raises:
+        ValueError: CUDA requested but not available, or an unknown device string.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown --device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"--device {name} requested but CUDA is not available (torch {torch.__version__}, "
+            f"built with CUDA {torch.version.cuda}); use --device cpu or --device auto"
+        )
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
+    return device
+
+
+@cache
+def git_revision() -> str:
+    """The commit of the checkout this code runs from, or ``unknown`` (not a git checkout, no git)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def provenance() -> dict:
+    """The command line, the UTC time and the git revision, for every result file."""
+    return {"command": sys.argv, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "git_revision": git_revision()}
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], durable: bool = True) -> None:
+    """Write a file through ``write(f)`` on a temporary file in the same folder, flushed to
+    disk (``durable``: ``fsync``; caches that can be rebuilt skip it), then renamed over
+    ``path``: a crash or an error leaves the previous file (or none) and no temporary.
+    Temporaries are named ``.<name>.<random>.tmp``.
+
+    Raises:
+        OSError: the folder cannot be created or written (the temporary is removed).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(result: dict, out: str | Path, announce: bool = True) -> None:
+    """Write ``result`` as indented JSON to ``out`` atomically (see :func:`atomic_write`)."""
+    text = (json.dumps(result, indent=2) + "\n").encode()
+    atomic_write(out, lambda f: f.write(text))
+    if announce:
+        print(f"wrote {out}", file=sys.stderr)
