@@ -19,7 +19,7 @@ and the fraction of the measured ``mm`` peak. Backends that search each directio
 separately (KeOps, pytorch3d, torch chunks) do the 8 flops twice per pair; the count
 does not credit them for it, so "% of peak" is the useful rate.
 
-    python bench/bench_distances.py [--device cpu|cuda] [--batch 32] [--points 2048] [--pairs-clouds 40]
+    python bench/bench_distances.py [--device cpu|cuda] [--batch 32] [--num-points 2048] [--pairs-clouds 40]
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto")
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--points", type=int, default=2048)
+    p.add_argument("--num-points", type=int, default=2048)
     p.add_argument("--pairs-clouds", type=int, default=40, help="P clouds for the all-pairs matrix")
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--source", type=Path, default=REPO.parent / "shared" / "data" / "shapenetpart")
@@ -57,12 +57,12 @@ def main() -> int:
     if not (args.source / "02691156").is_dir():
         print(f"needs the ShapeNetPart airplanes at {args.source} (pass --source)", file=sys.stderr)
         return 2
-    clouds = real_clouds(args.source, max(2 * args.batch, args.pairs_clouds), args.points)
+    clouds = real_clouds(args.source, max(2 * args.batch, args.pairs_clouds), args.num_points)
     x = torch.from_numpy(clouds[: args.batch]).to(device)
     y = torch.from_numpy(clouds[args.batch: 2 * args.batch]).to(device)
     peak = matmul_peak(device)
     rows = []
-    pairs_train = args.batch * args.points * args.points
+    pairs_train = args.batch * args.num_points * args.num_points
 
     for backend in BACKENDS + ("bmm (reference)",):
         if backend == "bmm (reference)":
@@ -75,7 +75,7 @@ def main() -> int:
             try:
                 chamfer_distance(x[:1, :8], y[:1, :8], backend=backend)
             except ImportError as exc:
-                rows.append((f"train CD {args.batch}x{args.points}^2", backend, None, None, str(exc).split(";")[0]))
+                rows.append((f"train CD {args.batch}x{args.num_points}^2", backend, None, None, str(exc).split(";")[0]))
                 continue
             fwd = lambda b=backend: chamfer_distance(x, y, backend=b)  # noqa: E731
 
@@ -84,11 +84,11 @@ def main() -> int:
                 chamfer_distance(xa, y, backend=b).sum().backward()
         for what, fn in (("forward", fwd), ("forward+backward", fb)):
             t = timed(fn, args.repeats, device)
-            rows.append((f"train CD {what} {args.batch}x{args.points}^2", backend, t, pairs_train, ""))
+            rows.append((f"train CD {what} {args.batch}x{args.num_points}^2", backend, t, pairs_train, ""))
 
     P = args.pairs_clouds
     A = clouds[:P]
-    pairs_eval = P * (P - 1) // 2 * args.points * args.points  # upper triangle
+    pairs_eval = P * (P - 1) // 2 * args.num_points * args.num_points  # upper triangle
     for backend in ("numba", "torch", "keops"):
         if backend == "numba" and device.type == "cuda":
             continue
@@ -98,7 +98,7 @@ def main() -> int:
             rows.append((f"eval all pairs of {P}", backend, None, None, str(exc).split(";")[0]))
             continue
         t = timed(lambda b=backend: pairwise_chamfer(A, backend=b, device=device), max(3, args.repeats // 2), device)
-        rows.append((f"eval CD matrix, {P} clouds x{args.points}", backend, t, pairs_eval, ""))
+        rows.append((f"eval CD matrix, {P} clouds x{args.num_points}", backend, t, pairs_eval, ""))
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
     print(f"\ndevice: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")

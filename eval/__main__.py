@@ -23,14 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pointcloud_sivae.runtime import provenance, write_json
-from pointcloud_sivae.evaluation import DISPLAY, GenerationEvaluator, format_table, reconstruction_metrics, summarize
-from pointcloud_sivae.protocols import PROTOCOLS
 from pointcloud_sivae.checkpoint import CheckpointError, error_detail, run_dir_of
 from pointcloud_sivae.cli import bounded_int
 from pointcloud_sivae.data import load_manifest, load_split
+from pointcloud_sivae.evaluation import DISPLAY, GenerationEvaluator, format_table, reconstruction_metrics, summarize
 from pointcloud_sivae.inference import Inference
-from pointcloud_sivae.runtime import select_device
+from pointcloud_sivae.protocols import PROTOCOLS
+from pointcloud_sivae.runtime import provenance, select_device, write_json
 
 DISPLAY_SCALE = {k: unit or "x1" for k, (_, unit) in DISPLAY.items()}
 VALUES_ARE = ("raw: Chamfer distance squared L2 and EMD Euclidean, both mean over points in the protocol's "
@@ -98,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "maximum likelihood on the training split")
     o.add_argument("--seed", type=bounded_int(0), default=0, help="seed of the importance samples (default: 0)")
     o.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
+    o.add_argument("--chamfer-backend", default="auto", choices=("auto", "numba", "torch", "keops", "pytorch3d"),
+                   help="of the reconstruction Chamfer score: auto (numba on CPU, KeOps/pytorch3d/torch on CUDA) "
+                        "(default: auto)")
     o.add_argument("--out-dir", type=Path, help="folder for ood.json and ood_histograms.png "
                                                 "(default <run>/eval/ood_<category>)")
     from pointcloud_sivae.compare import add_compare_parser
@@ -225,7 +227,8 @@ def run_ood(args) -> dict:
     ood_name = load_manifest(args.ood_data, args.ood_category)["category"]
     obs_std, obs_how = resolve_obs_std(inf, args.obs_std, load_split(inf.data_root, category, "train").points.numpy())
     print(f"observation model: Gaussian mixture, sigma {obs_std:.5g} ({obs_how}); {frame_note}", file=sys.stderr)
-    kw = {"obs_std": obs_std, "num_samples": args.num_samples, "seed": args.seed}
+    kw = {"obs_std": obs_std, "num_samples": args.num_samples, "seed": args.seed,
+          "chamfer_backend": args.chamfer_backend}
     s_in = score_set(inf, in_split.points.numpy(), **kw)
     s_out = score_set(inf, ood_points, **kw)
     results = aurocs(s_in, s_out)

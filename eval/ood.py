@@ -57,9 +57,10 @@ def load_ood_set(inf, root: str, category: str, split: str) -> tuple[np.ndarray,
 
 
 def score_set(inf, points: np.ndarray, *, obs_std: float, num_samples: int, seed: int,
-              batch_size: int = 16) -> dict[str, np.ndarray]:
+              batch_size: int = 16, chamfer_backend: str = "auto") -> dict[str, np.ndarray]:
     x = torch.from_numpy(np.asarray(points, np.float32)).to(inf.device)
-    return score_clouds(inf.model, x, obs_std=obs_std, num_samples=num_samples, seed=seed, batch_size=batch_size)
+    return score_clouds(inf.model, x, obs_std=obs_std, num_samples=num_samples, seed=seed, batch_size=batch_size,
+                        chamfer_backend=chamfer_backend)
 
 
 def resolve_obs_std(inf, value: str, fit_points: np.ndarray) -> tuple[float, str]:

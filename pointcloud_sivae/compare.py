@@ -21,13 +21,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from pointcloud_sivae.runtime import provenance, write_json
-from pointcloud_sivae.evaluation import DISPLAY, GenerationEvaluator, reconstruction_metrics
-from pointcloud_sivae.protocols import PROTOCOLS
 from pointcloud_sivae.cli import bounded_int
+from pointcloud_sivae.evaluation import DISPLAY, GenerationEvaluator, reconstruction_metrics, summarize
+from pointcloud_sivae.protocols import PROTOCOLS
+from pointcloud_sivae.runtime import provenance, write_json
 
 # metric -> (direction, display scale, unit). direction: "min", "max", or "half" (closest to 50 %).
 COLUMNS = {
@@ -72,6 +71,9 @@ def add_compare_parser(sub) -> None:
     c.add_argument("--num-importance", type=bounded_int(0), default=16,
                    help="K importance samples for log p(x); 0 skips the likelihood columns (default: 16)")
     c.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
+    c.add_argument("--score-chamfer-backend", default="auto", choices=("auto", "numba", "torch", "keops", "pytorch3d"),
+                   help="Chamfer backend of the scoring (matrices, reconstruction, likelihood); training uses "
+                        "--set chamfer_backend=... (default: auto)")
     c.add_argument("--progress", action="store_true", help="show training progress bars")
     c.add_argument("--jobs", type=bounded_int(1), default=1,
                    help="runs trained at once (worker processes, 1 thread each) (default: 1)")
@@ -108,16 +110,15 @@ def _train_config(args, method: str, seed: int):
 def train_one(args, method: str, seed: int) -> tuple[Path, float]:
     """Train (or reuse / resume) one run; returns its folder and its training time in seconds
     (sum of the epochs' training loops, across sessions)."""
-    from pointcloud_sivae.train import Trainer
+    from pointcloud_sivae.train import Trainer, config_for_data
 
     cfg = _train_config(args, method, seed)
     run_dir = Path(cfg.train.out_dir) / cfg.train.run_name
     last = run_dir / "checkpoints" / "last.pt"
     if last.exists():
         trainer = Trainer.resume(run_dir, {"epochs": args.epochs, "device": args.device})
-        saved, wanted = trainer.cfg.to_dict(), cfg.to_dict()
-        for d in (saved, wanted):
-            d["model"].pop("num_points")  # 0 ("from the data") in a fresh config
+        saved = trainer.cfg.to_dict()
+        wanted = config_for_data(cfg, trainer.manifest["num_points"]).to_dict()  # as the run resolved it
         if any(saved[k] != wanted[k] for k in ("model", "loss")) or saved["optim"] != wanted["optim"]:
             raise ValueError(f"{run_dir} holds a run with another config; choose another --out or remove it")
         if trainer.epoch < args.epochs:
@@ -178,13 +179,14 @@ def score_run(args, run_dir: Path, seed: int, ev_cache: dict) -> dict[str, float
     test = load_split(inf.data_root, category, getattr(args, "split", "test"))
     ref = test.points.numpy()
     norm = test.manifest["normalization"]
+    backend = getattr(args, "score_chamfer_backend", "auto")
     if "ev" not in ev_cache:  # reference matrices shared by every run
         ev_cache["ev"] = GenerationEvaluator(ref, norm, protocol=args.protocol, emd=args.emd, device=inf.device,
-                                             jsd_allow_outside=True)  # a poor model's strays count
+                                             chamfer_backend=backend, jsd_allow_outside=True)  # strays count
     ev = ev_cache["ev"]
     out = dict(ev(inf.decode(inf.prior(len(ref), seed))))
     rec = reconstruction_metrics(ref, inf.decode(inf.encode(ref)), norm, protocol=args.protocol, emd=args.emd,
-                                 device=inf.device)
+                                 chamfer_backend=backend, device=inf.device)
     out["rec-CD"] = rec["CD"]["mean"]
     if "EMD" in rec:
         out["rec-EMD"] = rec["EMD"]["mean"]
@@ -194,7 +196,7 @@ def score_run(args, run_dir: Path, seed: int, ev_cache: dict) -> dict[str, float
     train_x = load_split(inf.data_root, category, "train").points.to(inf.device)
     obs_std = fit_obs_std(inf.model, train_x)
     s = score_clouds(inf.model, test.points.to(inf.device), obs_std=obs_std, num_samples=args.num_importance,
-                     seed=seed)
+                     seed=seed, chamfer_backend=backend)
     out.update({"ELBO": float(s["elbo"].mean()), "log-p(x)-IW": float(s["log_px_iw"].mean()),
                 "obs_std": obs_std, "epoch": inf.state["epoch"]})
     return out
@@ -292,9 +294,7 @@ def run_compare(args) -> dict:
             per_run[method].append({"seed": seed, "run": str(run_dir), **scores})
             print(f"[compare] {method} seed {seed}: " + ", ".join(
                 f"{k} {v:.4g}" for k, v in scores.items() if isinstance(v, float)), file=sys.stderr)
-    summary = {m: {k: {"mean": float(np.mean([r[k] for r in runs])), "std": float(np.std([r[k] for r in runs]))}
-                   for k in runs[0] if k in COLUMNS}
-               for m, runs in per_run.items()}
+    summary = {m: summarize(runs, COLUMNS) for m, runs in per_run.items()}
     ev = ev_cache["ev"]
     cfg = _train_config(args, args.methods[0], args.seeds[0]).to_dict()
     result = {

@@ -9,7 +9,7 @@ import numpy as np
 from pointcloud_sivae.chamfer import resolve_backend
 from pointcloud_sivae.distances import paired_chamfer, paired_emd, pairwise_chamfer, pairwise_emd, resolve_emd_backend
 from pointcloud_sivae.jsd import jsd_between_sets, jsd_convention, outside_fraction
-from pointcloud_sivae.metrics import coverage, mmd, one_nn_accuracy
+from pointcloud_sivae.metrics import generation_metrics
 from pointcloud_sivae.protocols import apply_protocol
 from pointcloud_sivae.normalization import EvaluationFrame
 from pointcloud_sivae.health import set_diversity
@@ -94,9 +94,7 @@ class GenerationEvaluator:
                 self._ref_matrices[kind] = self._matrix(kind, self.reference)
             D_rr = self._ref_matrices[kind]
             D_sr, D_ss = self._matrix(kind, S, self.reference), self._matrix(kind, S)
-            out[f"MMD-{kind}"] = mmd(D_sr)
-            out[f"COV-{kind}"] = coverage(D_sr)
-            out[f"1-NNA-{kind}"] = one_nn_accuracy(D_ss, D_sr, D_rr)
+            out.update(generation_metrics(D_ss, D_sr, D_rr, kind))
             if kind == "CD":  # mode collapse, which MMD hides: mean pairwise CD of S over that of R
                 out["diversity-CD"] = set_diversity(D_ss) / set_diversity(D_rr)
         t0 = time.perf_counter()
@@ -132,9 +130,9 @@ def reconstruction_metrics(inputs, reconstructions, normalization: dict, *, prot
     return out
 
 
-def summarize(per_seed: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    """Mean and (population) std over seeds of every metric."""
-    keys = per_seed[0].keys()
+def summarize(per_seed: list[dict[str, float]], keys=None) -> dict[str, dict[str, float]]:
+    """Mean and (population) std over seeds of every metric (or of ``keys``), in the order of the first."""
+    keys = per_seed[0].keys() if keys is None else [k for k in per_seed[0] if k in keys]
     return {k: {"mean": float(np.mean([r[k] for r in per_seed])), "std": float(np.std([r[k] for r in per_seed]))}
             for k in keys}
 

@@ -50,13 +50,12 @@ class Inference:
     @torch.no_grad()
     def encode(self, points: np.ndarray) -> torch.Tensor:
         """Posterior means (M, Z) of model-frame clouds (M, N, 3)."""
-        x = torch.from_numpy(np.asarray(points, np.float32)).to(self.device)
-        return torch.cat([self.model.encode(c)[0] for c in x.split(256)])
+        return self.model.posterior_means(torch.from_numpy(np.asarray(points, np.float32)).to(self.device))
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> np.ndarray:
         """Model-frame clouds (M, N, 3) of latents (M, Z)."""
-        return torch.cat([self.model.decode(c.to(self.device)) for c in z.split(256)]).cpu().numpy()
+        return self.model.decode_chunked(z).cpu().numpy()
 
     def prior(self, n: int, seed: int) -> torch.Tensor:
         g = torch.Generator(device=self.device).manual_seed(seed)

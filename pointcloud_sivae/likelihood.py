@@ -156,6 +156,7 @@ def score_clouds(
     num_samples: int = 64,
     batch_size: int = 16,
     seed: int = 0,
+    chamfer_backend: str = "auto",
 ) -> dict[str, np.ndarray]:
     """Per-shape likelihood scores of model-frame clouds under a trained model (eval mode).
 
@@ -166,6 +167,8 @@ def score_clouds(
         num_samples: K importance samples per shape.
         batch_size: shapes per block.
         seed: seeds the importance samples.
+        chamfer_backend: of the reconstruction Chamfer distance
+            (:func:`~pointcloud_sivae.chamfer.resolve_backend`).
 
     Returns:
         ``{"log_px_iw": (M,), "elbo": (M,), "kl": (M,), "rec_chamfer": (M,)}`` float64 arrays:
@@ -191,7 +194,8 @@ def score_clouds(
             out["elbo"].append(elbo)
             out["log_px_iw"].append(iw)
             out["kl"].append(gaussian_kl(mu, logvar, prior_std).double())
-            out["rec_chamfer"].append(chamfer_distance(x, model.decode(mu), point_reduction="mean").double())
+            out["rec_chamfer"].append(chamfer_distance(x, model.decode(mu), point_reduction="mean",
+                                                  backend=chamfer_backend).double())
     finally:
         model.train(was_training)
     return {k: torch.cat(v).cpu().numpy() for k, v in out.items()}

@@ -63,6 +63,13 @@ def one_nn_accuracy(D_ss: np.ndarray, D_sr: np.ndarray, D_rr: np.ndarray) -> flo
     return float(same.mean())
 
 
+def generation_metrics(D_ss: np.ndarray, D_sr: np.ndarray, D_rr: np.ndarray, kind: str) -> dict[str, float]:
+    """``MMD-<kind>``, ``COV-<kind>`` and ``1-NNA-<kind>`` of one distance (``CD`` or ``EMD``)
+    from its three matrices: the generation table's columns, raw values."""
+    return {f"MMD-{kind}": mmd(D_sr), f"COV-{kind}": coverage(D_sr),
+            f"1-NNA-{kind}": one_nn_accuracy(D_ss, D_sr, D_rr)}
+
+
 def auroc(scores_in: np.ndarray, scores_out: np.ndarray) -> float:
     """Area under the ROC curve of telling out-of-distribution from in-distribution data.
 

@@ -216,6 +216,17 @@ class SoftIntroVAE(nn.Module):
             n, self.config.z_dim, generator=generator, device=p.device, dtype=p.dtype
         )
 
+    @torch.no_grad()
+    def posterior_means(self, points: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+        """Posterior means (M, Z) of (M, N, 3) clouds, ``chunk`` clouds at a time; no gradient."""
+        return torch.cat([self.encode(c)[0] for c in points.split(chunk)])
+
+    @torch.no_grad()
+    def decode_chunked(self, z: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+        """Clouds (M, N, 3) of latents (M, Z), ``chunk`` latents at a time; no gradient."""
+        p = next(self.parameters())
+        return torch.cat([self.decode(c.to(p.device)) for c in z.split(chunk)])
+
     def forward(self, points: torch.Tensor):
         """Encode, sample the posterior, decode: returns ``mu, logvar, z, reconstruction``."""
         mu, logvar = self.encode(points)

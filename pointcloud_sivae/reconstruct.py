@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pointcloud_sivae.cli import base_parser, bounded_int, run
+from pointcloud_sivae.chamfer import resolve_backend
 from pointcloud_sivae.data import load_split
 from pointcloud_sivae.distances import paired_chamfer
 from pointcloud_sivae.inference import Inference, write_clouds
@@ -36,13 +37,14 @@ def reconstruct(args) -> None:
         model_in = split.points[[split.ids.index(i) for i in ids]].numpy()
     rec = inf.decode(inf.encode(model_in))
     inputs, recs = inf.frame.to_evaluation(model_in), inf.frame.to_evaluation(rec)
-    cd = paired_chamfer(inputs, recs)
+    cd = paired_chamfer(inputs, recs, backend=args.chamfer_backend, device=inf.device)
     out = Path(args.out)
     names = [f"{k:03d}" for k in range(len(labels))]
     write_clouds(out, {"input": inputs, "reconstruction": recs}, names, {
         "kind": "reconstruction", "checkpoint": str(inf.checkpoint), "epoch": inf.state["epoch"],
         "shapes": list(labels), "reconstruction": "decoder(posterior mean)",
-        "chamfer_distance": {"values": cd.tolist(), "units": "squared L2, mean over points, output frame"},
+        "chamfer_distance": {"values": cd.tolist(), "units": "squared L2, mean over points, evaluation frame",
+                             "backend": resolve_backend(args.chamfer_backend, inf.device, use="matrix")},
         "normalization": inf.normalization})
     if not args.no_render:
         with HeadlessRenderer(width=640) as r:
@@ -62,6 +64,8 @@ def build_parser():
     p.add_argument("--files", nargs="+", help="point-cloud files (.ply .npy .xyz .txt) in source units")
     p.add_argument("--resample", action="store_true", help="subsample files with more points than the model's N")
     p.add_argument("--no-render", action="store_true", help="skip pairs.png (no open3d needed)")
+    p.add_argument("--chamfer-backend", default="auto", choices=("auto", "numba", "torch", "keops", "pytorch3d"),
+                   help="of the per-shape Chamfer distance: auto (numba on CPU, torch on CUDA) (default: auto)")
     return p
 
 

@@ -27,9 +27,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
-from pointcloud_sivae.runtime import provenance, write_json
+from pointcloud_sivae.cli import bounded_int
 from pointcloud_sivae.compare import (
     COLUMNS,
     DIRECTION_TEXT,
@@ -39,8 +38,9 @@ from pointcloud_sivae.compare import (
     score_run,
     train_all,
 )
+from pointcloud_sivae.evaluation import summarize
 from pointcloud_sivae.protocols import PROTOCOLS
-from pointcloud_sivae.cli import bounded_int
+from pointcloud_sivae.runtime import provenance, write_json
 
 
 def add_sweep_parser(sub) -> None:
@@ -124,9 +124,7 @@ def run_sweep(args) -> dict:
                                                                                  **scores})
         print(f"[sweep] {cell_name(cell)} {method} seed {seed} (val): " + ", ".join(
             f"{k} {v:.4g}" for k, v in scores.items() if k in COLUMNS), file=sys.stderr)
-    summary = {c: {m: {k: {"mean": float(np.mean([r[k] for r in runs])), "std": float(np.std([r[k] for r in runs]))}
-                       for k in runs[0] if k in COLUMNS} for m, runs in by_method.items()}
-               for c, by_method in per_run.items()}
+    summary = {c: {m: summarize(runs, COLUMNS) for m, runs in by_method.items()} for c, by_method in per_run.items()}
     direction = COLUMNS[args.select][0]
 
     def badness(v: float) -> float:

@@ -43,11 +43,19 @@ Baselines (``--method``), same model, data, logging and checkpoints:
   structure, freezing and detaching as above, with the hinge objectives of
   :func:`~pointcloud_sivae.losses.intro_encoder_loss` (margin ``intro_margin``
   nats, weights ``intro_alpha``, ``intro_beta``); no re-decodings are needed.
+
+Reading order: :meth:`Trainer.fit` is a loop of :meth:`~Trainer._train_epoch` (steps,
+then schedules) and :meth:`~Trainer._finish_epoch` (health, validation, visuals,
+metrics line, checkpoints). :meth:`~Trainer.train_step` looks the method up once in
+:data:`OBJECTIVES` (which step runs, which losses) and passes a :class:`StepState`
+(the step's noise, shard and weight) to every pass; the resolved config is a new
+object (:func:`config_for_data`).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import datetime as _dt
 import json
@@ -63,7 +71,7 @@ from torch import nn
 from tqdm import tqdm
 
 from pointcloud_sivae.jsd import jsd_between_sets
-from pointcloud_sivae.metrics import coverage, mmd, one_nn_accuracy
+from pointcloud_sivae.metrics import generation_metrics
 from pointcloud_sivae.categories import dataset_category
 from pointcloud_sivae.chamfer import chamfer_distance, resolve_backend
 from pointcloud_sivae.checkpoint import (
@@ -132,8 +140,100 @@ def _set_requires_grad(module: nn.Module, flag: bool) -> None:
         p.requires_grad_(flag)
 
 
+def config_for_data(cfg: RunConfig, data_num_points: int) -> RunConfig:
+    """The run's config for prepared data of ``data_num_points`` points: a new object with
+    ``model.num_points`` set from the data (0 means "from the data"); ``cfg`` is unchanged.
+
+    Raises:
+        ValueError: ``cfg`` asks for another point count than the data has.
+    """
+    if cfg.model.num_points not in (0, data_num_points):
+        raise ValueError(
+            f"mismatched point counts: --num-points {cfg.model.num_points} but the prepared data has "
+            f"{data_num_points} points per cloud; omit --num-points or prepare the data with --num-points "
+            f"{cfg.model.num_points}"
+        )
+    cfg = copy.deepcopy(cfg)
+    cfg.model.num_points = data_num_points
+    return cfg
+
+
 def _data_fingerprint(manifest: dict) -> dict:
     return {k: manifest.get(k) for k in ("category", "num_points", "normalization", "splits", "split_seed")}
+
+
+@dataclasses.dataclass(frozen=True)
+class StepState:
+    """What the passes of one optimisation step share, made by ``Trainer._begin_step``.
+
+    Attributes:
+        noise: generator of the step's latent noise, seeded by (seed, step).
+        batch_size: shapes in the global batch (all processes).
+        rows: this process's rows of the global batch.
+        share: this process's fraction of the global batch (its weight in batch means).
+    """
+
+    noise: torch.Generator
+    batch_size: int
+    rows: slice
+    share: float
+
+
+class Objective:
+    """A training method: which step runs (``step``) and, for the introspective methods, the
+    encoder and decoder losses (``losses.py``). ``cycles()`` computes the soft-intro
+    reconstruction terms of reconstructed and generated clouds when a loss needs them."""
+
+    step = "_introspective_step"
+
+    def encoder_loss(self, trainer, rec_real, kl_real, kl_rec, kl_fake, cycles, checked):
+        raise NotImplementedError
+
+    def decoder_loss(self, trainer, rec_real, kl_rec, kl_fake, cycles):
+        raise NotImplementedError
+
+
+class VAEObjective(Objective):
+    """The VAE's ELBO: one joint step (the warm-up epochs of every method, and ``vae``)."""
+
+    step = "_vae_step"
+
+
+class SoftIntroObjective(Objective):
+    """Soft-IntroVAE (Daniel & Tamar, CVPR 2021): the exponential ELBO of fakes, with cycle terms."""
+
+    def encoder_loss(self, trainer, rec_real, kl_real, kl_rec, kl_fake, cycles, checked):
+        L = trainer.cfg.loss
+        rec_rec, rec_fake = cycles()
+        checked.update(rec_rec=rec_rec, rec_fake=rec_fake)
+        loss, parts = soft_intro_encoder_loss(rec_real, kl_real, rec_rec, kl_rec, rec_fake, kl_fake,
+                                              scale=trainer.scale, beta_rec=L.beta_rec, beta_kl=L.beta_kl,
+                                              beta_neg=L.beta_neg)
+        parts.pop("real")
+        return loss, parts
+
+    def decoder_loss(self, trainer, rec_real, kl_rec, kl_fake, cycles):
+        L = trainer.cfg.loss
+        rec_rec, rec_fake = cycles()
+        return soft_intro_decoder_loss(rec_real, kl_rec, kl_fake, rec_rec, rec_fake, scale=trainer.scale,
+                                       beta_rec=L.beta_rec, beta_kl=L.beta_kl, gamma_r=L.gamma_r)
+
+
+class IntroObjective(Objective):
+    """IntroVAE (Huang et al., NeurIPS 2018): the hinge on the KL of fakes."""
+
+    def encoder_loss(self, trainer, rec_real, kl_real, kl_rec, kl_fake, cycles, checked):
+        L = trainer.cfg.loss
+        return intro_encoder_loss(rec_real, kl_real, kl_rec, kl_fake, margin=L.intro_margin, alpha=L.intro_alpha,
+                                  beta=L.intro_beta)
+
+    def decoder_loss(self, trainer, rec_real, kl_rec, kl_fake, cycles):
+        L = trainer.cfg.loss
+        return intro_decoder_loss(rec_real, kl_rec, kl_fake, alpha=L.intro_alpha, beta=L.intro_beta)
+
+
+OBJECTIVES: dict[str, Objective] = {"soft-intro": SoftIntroObjective(), "vae": VAEObjective(),
+                                    "intro": IntroObjective()}
 
 
 class Trainer:
@@ -143,7 +243,6 @@ class Trainer:
     """
 
     def __init__(self, cfg: RunConfig, run_dir: Path, state: dict | None = None, dist_ctx: DistContext | None = None):
-        self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.dist = dist_ctx or DistContext()
         self.device = select_device(cfg.train.device)
@@ -158,15 +257,7 @@ class Trainer:
         self.manifest = train.manifest
         if len(train.ids) < 2:
             raise ValueError(f"the train split has {len(train.ids)} shape(s); at least 2 are needed (BatchNorm)")
-        n_data = self.manifest["num_points"]
-        if cfg.model.num_points == 0:
-            cfg.model.num_points = n_data
-        elif cfg.model.num_points != n_data:
-            raise ValueError(
-                f"mismatched point counts: --num-points {cfg.model.num_points} but the prepared data has "
-                f"{n_data} points per cloud; omit --num-points or prepare the data with --num-points "
-                f"{cfg.model.num_points}"
-            )
+        self.cfg = cfg = config_for_data(cfg, self.manifest["num_points"])  # a new object; the given one is kept
         self.train_points = train.points.to(self.device)
         self.val_points = val.points.to(self.device)
         self.frame = EvaluationFrame.of(self.manifest["normalization"])  # model frame <-> evaluation frame
@@ -189,8 +280,6 @@ class Trainer:
         self.best = {"epoch": None, "val_jsd": None, "val_chamfer": None}
         self.history: list[dict] = []
         self._val_D_rr = None  # val-against-val Chamfer matrix, computed at the first validation
-        self._noise: torch.Generator | None = None  # per-step generator of the global batch's noise
-        self._batch_size, self._rows, self._share = 0, slice(None), 1.0  # set by _begin_step
         if state is not None:
             self._load_state(state)
 
@@ -198,7 +287,9 @@ class Trainer:
 
     @classmethod
     def new_run(cls, cfg: RunConfig, dist_ctx: DistContext | None = None) -> "Trainer":
-        """Start a run in ``<out_dir>/<run_name>`` (a fresh folder)."""
+        """Start a run in ``<out_dir>/<run_name>`` (a fresh folder). ``cfg`` is not changed: the
+        run's config (canonical category, its name) is a new object, ``trainer.cfg``."""
+        cfg = copy.deepcopy(cfg)
         cfg.data.category = dataset_category(cfg.data.category)
         name = cfg.train.run_name or f"{cfg.data.category}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
         if dist_ctx is not None and dist_ctx.enabled:  # one name for all processes: rank 0's
@@ -214,6 +305,7 @@ class Trainer:
             torch.distributed.barrier()  # every process checks for an existing run before rank 0 writes one
         trainer = cls(cfg, run_dir, dist_ctx=dist_ctx)
         trainer._write_run_files(resumed_from=None)
+        trainer._drop_metrics_after_checkpoint()  # a folder a killed run left before its first checkpoint
         return trainer
 
     @classmethod
@@ -252,6 +344,7 @@ class Trainer:
         run_dir = run_dir_of(ckpt_path)
         trainer = cls(cfg, run_dir, state=state, dist_ctx=dist_ctx)
         trainer._write_run_files(resumed_from=str(ckpt_path))
+        trainer._drop_metrics_after_checkpoint()
         return trainer
 
     def _load_state(self, state: dict) -> None:
@@ -353,8 +446,11 @@ class Trainer:
             "start_epoch": self.epoch,
         })
         info_path.write_text(json.dumps(info, indent=2) + "\n")
+
+    def _drop_metrics_after_checkpoint(self) -> None:
+        """On resume: ``metrics.jsonl`` keeps the epochs up to the checkpoint's, which are retrained otherwise."""
         metrics = self.run_dir / "metrics.jsonl"
-        if metrics.exists():  # drop epochs logged after the checkpoint we resume from
+        if self.dist.is_main and metrics.exists():
             keep = [ln for ln in metrics.read_text().splitlines() if ln and json.loads(ln)["epoch"] <= self.epoch]
             metrics.write_text("".join(ln + "\n" for ln in keep))
 
@@ -385,29 +481,42 @@ class Trainer:
             + "start a new run with a lower --lr-e/--lr-d or a higher --beta-neg."
         )
 
-    def _vae_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _vae_step(self, x: torch.Tensor, step: StepState, objective: Objective) -> dict[str, torch.Tensor]:
+        """One joint encoder + decoder update of the VAE objective (warm-up epochs and ``vae``)."""
         L = self.cfg.loss
         mu, logvar = self.model.encode(x)
-        rec = self.model.decode(self._reparam(mu, logvar))
+        rec = self.model.decode(self._reparam(mu, logvar, step))
         rec_real, kl_real = self._chamfer(x, rec), self._kl(mu, logvar)
         loss = vae_loss(rec_real, kl_real, scale=self.scale, beta_rec=L.beta_rec, beta_kl=L.beta_kl)
         self._check_finite("VAE", loss, {"rec": rec_real, "kl_real": kl_real})
         self.opt_e.zero_grad(set_to_none=True)
         self.opt_d.zero_grad(set_to_none=True)
-        self._backward(loss)
+        self._backward(loss, step)
         sum_gradients(self.model, self.dist)
         self.opt_e.step()
         self.opt_d.step()
         return {"rec": rec_real.mean(), "kl_real": kl_real.mean(), "loss_e": loss, "loss_d": loss}
 
-    def _encoder_step(self, x: torch.Tensor, z_prior: torch.Tensor, method: str):
-        """Encoder update of ``soft-intro`` or ``intro``; returns the detached latents of ``x``
-        (reused by the decoder step) and the logged terms."""
-        m, L = self.model, self.cfg.loss
+    def _introspective_step(self, x: torch.Tensor, step: StepState, objective: Objective) -> dict[str, torch.Tensor]:
+        """The encoder update, then the decoder update, of ``soft-intro`` or ``intro``: they share
+        the prior latents and the real batch's latents."""
+        z_prior = self.cfg.model.prior_std * self._global_randn(step)
+        z, terms = self._encoder_step(x, z_prior, step, objective)
+        terms["loss_d"] = self._decoder_step(x, z, z_prior, step, objective)
+        return terms
+
+    def _cycle(self, points: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, step: StepState) -> torch.Tensor:
+        """``L_r`` of ``points`` against the decoding of a posterior sample: the soft-intro cycle terms."""
+        return self._chamfer(points, self.model.decode(self._reparam(mu, logvar, step)))
+
+    def _encoder_step(self, x: torch.Tensor, z_prior: torch.Tensor, step: StepState, objective: Objective):
+        """Encoder update; returns the detached latents of ``x`` (reused by the decoder step) and
+        the logged terms."""
+        m = self.model
         _set_requires_grad(m.decoder, False)
         try:
             mu, logvar = m.encode(x)  # the only pass that updates BatchNorm running statistics
-            z = self._reparam(mu, logvar)
+            z = self._reparam(mu, logvar, step)
             rec = m.decode(z)
             with torch.no_grad():
                 fake = m.decode(z_prior)
@@ -418,21 +527,11 @@ class Trainer:
                 mu_f, lv_f = m.encode(fake)
             kl_rec, kl_fake = self._kl(mu_r, lv_r), self._kl(mu_f, lv_f)
             checked = {"rec": rec_real, "kl_real": kl_real, "kl_rec": kl_rec, "kl_fake": kl_fake}
-            if method == "intro":
-                loss, parts = intro_encoder_loss(rec_real, kl_real, kl_rec, kl_fake, margin=L.intro_margin,
-                                                 alpha=L.intro_alpha, beta=L.intro_beta)
-            else:
-                rec_rec = self._chamfer(rec_d, m.decode(self._reparam(mu_r, lv_r)))
-                rec_fake = self._chamfer(fake, m.decode(self._reparam(mu_f, lv_f)))
-                checked.update(rec_rec=rec_rec, rec_fake=rec_fake)
-                loss, parts = soft_intro_encoder_loss(
-                    rec_real, kl_real, rec_rec, kl_rec, rec_fake, kl_fake,
-                    scale=self.scale, beta_rec=L.beta_rec, beta_kl=L.beta_kl, beta_neg=L.beta_neg,
-                )
-                parts.pop("real")
+            cycles = (lambda: (self._cycle(rec_d, mu_r, lv_r, step), self._cycle(fake, mu_f, lv_f, step)))
+            loss, parts = objective.encoder_loss(self, rec_real, kl_real, kl_rec, kl_fake, cycles, checked)
             self._check_finite("encoder", loss, checked)
             self.opt_e.zero_grad(set_to_none=True)
-            self._backward(loss)
+            self._backward(loss, step)
             sum_gradients(m.encoder, self.dist)
             self.opt_e.step()
         finally:
@@ -442,9 +541,10 @@ class Trainer:
         terms["kl_gap"] = terms["kl_fake"] - terms["kl_real"]
         return z.detach(), terms
 
-    def _decoder_step(self, x: torch.Tensor, z: torch.Tensor, z_prior: torch.Tensor, method: str) -> torch.Tensor:
-        """Decoder update of ``soft-intro`` or ``intro``; returns the loss."""
-        m, L = self.model, self.cfg.loss
+    def _decoder_step(self, x: torch.Tensor, z: torch.Tensor, z_prior: torch.Tensor, step: StepState,
+                      objective: Objective) -> torch.Tensor:
+        """Decoder update; returns the loss."""
+        m = self.model
         _set_requires_grad(m.encoder, False)
         try:
             fake = m.decode(z_prior)
@@ -454,20 +554,16 @@ class Trainer:
                 mu_r, lv_r = m.encode(rec)
                 mu_f, lv_f = m.encode(fake)
             kl_rec, kl_fake = self._kl(mu_r, lv_r), self._kl(mu_f, lv_f)
-            if method == "intro":
-                loss = intro_decoder_loss(rec_real, kl_rec, kl_fake, alpha=L.intro_alpha, beta=L.intro_beta)
-            else:
-                z_r = self._reparam(mu_r, lv_r).detach()
-                z_f = self._reparam(mu_f, lv_f).detach()
-                rec_rec = self._chamfer(rec.detach(), m.decode(z_r))
-                rec_fake = self._chamfer(fake.detach(), m.decode(z_f))
-                loss = soft_intro_decoder_loss(
-                    rec_real, kl_rec, kl_fake, rec_rec, rec_fake,
-                    scale=self.scale, beta_rec=L.beta_rec, beta_kl=L.beta_kl, gamma_r=L.gamma_r,
-                )
+
+            def cycles():  # the posterior samples are constants of the decoder's loss
+                z_r = self._reparam(mu_r, lv_r, step).detach()
+                z_f = self._reparam(mu_f, lv_f, step).detach()
+                return self._chamfer(rec.detach(), m.decode(z_r)), self._chamfer(fake.detach(), m.decode(z_f))
+
+            loss = objective.decoder_loss(self, rec_real, kl_rec, kl_fake, cycles)
             self._check_finite("decoder", loss, {"rec": rec_real, "kl_rec": kl_rec, "kl_fake": kl_fake})
             self.opt_d.zero_grad(set_to_none=True)
-            self._backward(loss)
+            self._backward(loss, step)
             sum_gradients(m.decoder, self.dist)
             self.opt_d.step()
         finally:
@@ -481,19 +577,16 @@ class Trainer:
             method: ``"soft-intro"`` or ``"intro"`` (encoder step, then decoder step, sharing
                 the prior latents and the real batch's latents), or ``"vae"`` (one joint step).
         """
-        if method not in ("soft-intro", "vae", "intro"):
-            raise ValueError(f"unknown method {method!r}; choose one of soft-intro, vae, intro")
-        x = x[self._begin_step(x.shape[0])]
+        if method not in OBJECTIVES:
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(OBJECTIVES)}")
+        objective = OBJECTIVES[method]  # the one place the method is looked at
+        step = self._begin_step(x.shape[0])
+        x = x[step.rows]
         amp = self.cfg.train.amp == "bf16"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
-            if method == "vae":
-                terms = self._vae_step(x)
-            else:
-                z_prior = self.cfg.model.prior_std * self._global_randn()
-                z, terms = self._encoder_step(x, z_prior, method)
-                terms["loss_d"] = self._decoder_step(x, z, z_prior, method)
+            terms = getattr(self, objective.step)(x, step, objective)
         names = [k for k in terms if not k.endswith("_min")]
-        values = reduce_weighted(torch.stack([terms[k].detach().float() for k in names]), self._share, self.dist)
+        values = reduce_weighted(torch.stack([terms[k].detach().float() for k in names]), step.share, self.dist)
         out = dict(zip(names, values.tolist()))  # one device sync
         mins = [k for k in terms if k.endswith("_min")]
         if mins:  # minima of the global batch, not a weighted mean of the shards' minima
@@ -503,32 +596,30 @@ class Trainer:
             out.update(zip(mins, low.tolist()))
         return out
 
-    def _begin_step(self, n: int) -> slice:
-        """Set up a step on a global batch of ``n`` shapes; returns this process's rows.
+    def _begin_step(self, n: int) -> StepState:
+        """The state of a step on a global batch of ``n`` shapes.
 
         The step's noise comes from a generator seeded by (seed, step), drawn for the
         global batch, so every process (and a resumed run) draws the same values."""
-        self._noise = torch.Generator(device=self.device).manual_seed(
-            self.cfg.train.seed * 1_000_003 + self.global_step + 7919)
-        self._batch_size, self._rows = n, shard_rows(n, self.dist)
-        self._share = (self._rows.stop - self._rows.start) / n  # this shard's weight in the batch means
-        return self._rows
+        noise = torch.Generator(device=self.device).manual_seed(self.cfg.train.seed * 1_000_003 + self.global_step + 7919)
+        rows = shard_rows(n, self.dist)
+        return StepState(noise=noise, batch_size=n, rows=rows, share=(rows.stop - rows.start) / n)
 
-    def _backward(self, loss: torch.Tensor) -> None:
+    def _backward(self, loss: torch.Tensor, step: StepState) -> None:
         """Back-propagate this shard's share of the global batch loss. Weighting the loss (not
         the gradient) keeps the paths through the synchronised BatchNorm statistics, which
         reach every process's inputs, weighted correctly."""
-        (loss * self._share if self.dist.enabled else loss).backward()
+        (loss * step.share if self.dist.enabled else loss).backward()
 
-    def _global_randn(self) -> torch.Tensor:
-        """Standard normal (global batch, Z) noise from this step's generator; this process's rows."""
-        eps = torch.randn(self._batch_size, self.cfg.model.z_dim, generator=self._noise, device=self.device)
-        return eps[self._rows]
+    def _global_randn(self, step: StepState) -> torch.Tensor:
+        """Standard normal (global batch, Z) noise from the step's generator; this process's rows."""
+        eps = torch.randn(step.batch_size, self.cfg.model.z_dim, generator=step.noise, device=self.device)
+        return eps[step.rows]
 
-    def _reparam(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        """``z = mu + exp(logvar / 2) * eps`` with ``eps`` from this step's global-batch noise."""
+    def _reparam(self, mu: torch.Tensor, logvar: torch.Tensor, step: StepState) -> torch.Tensor:
+        """``z = mu + exp(logvar / 2) * eps`` with ``eps`` from the step's global-batch noise."""
         mu, logvar = mu.float(), logvar.float()  # float32 latents under bf16 autocast too
-        return mu + (0.5 * logvar).exp() * self._global_randn()
+        return mu + (0.5 * logvar).exp() * self._global_randn(step)
 
     # ----- epochs, validation, logging ---------------------------------------------------
 
@@ -547,13 +638,12 @@ class Trainer:
     @torch.no_grad()
     def _decode_prior(self, n: int, seed: int) -> torch.Tensor:
         g = torch.Generator(device=self.device).manual_seed(seed)
-        z = self.model.sample_prior(n, generator=g)
-        return torch.cat([self.model.decode(c) for c in z.split(256)])
+        return self.model.decode_chunked(self.model.sample_prior(n, generator=g))
 
     @torch.no_grad()
     def _reconstruct(self, points: torch.Tensor) -> torch.Tensor:
         """Decode the posterior means (deterministic reconstructions)."""
-        return torch.cat([self.model.decode(self.model.encode(c)[0]) for c in points.split(256)])
+        return self.model.decode_chunked(self.model.posterior_means(points))
 
     def validate(self) -> dict[str, float]:
         """Val reconstruction Chamfer distance (mean convention, squared L2, evaluation
@@ -599,8 +689,8 @@ class Trainer:
                "val_nn_other_cd": nearest_other(self._val_D_rr)}
         if self.cfg.train.val_generation_metrics:
             D_sr = pairwise_chamfer(sample, reference, backend=backend, device=self.device)
-            out.update({"val_mmd_cd": mmd(D_sr), "val_cov_cd": coverage(D_sr),
-                        "val_1nna_cd": one_nn_accuracy(D_ss, D_sr, self._val_D_rr)})
+            table = generation_metrics(D_ss, D_sr, self._val_D_rr, "CD")  # val_mmd_cd, val_cov_cd, val_1nna_cd
+            out.update({"val_" + k.lower().replace("1-nna", "1nna").replace("-", "_"): v for k, v in table.items()})
         return out
 
     def _log_visuals(self, writer) -> None:
@@ -649,79 +739,99 @@ class Trainer:
         ``checkpoints/best.pt`` keeps the epoch with the lowest validation JSD (ties:
         lower validation Chamfer distance).
         """
-        cfg = self.cfg
-        ckpt_dir = self.run_dir / "checkpoints"
         main = self.dist.is_main  # rank 0 alone logs, validates and writes checkpoints
         writer = make_writer(self.run_dir, purge_step=self.global_step + 1) if main else NullWriter()
-        steps_per_epoch = len(self._batches(1))
-        remaining = max(0, cfg.optim.epochs - self.epoch) * steps_per_epoch
-        bar = tqdm(total=remaining, disable=not (cfg.train.progress and main), unit="step", dynamic_ncols=True)
-        if main and self.epoch == 0:
-            print(f"training {cfg.data.category} on {self.device} ({len(self.train_points)} train / "
-                  f"{len(self.val_points)} val shapes, {cfg.model.num_points} points), Chamfer backend "
-                  f"{self.backend}; {self.dist.world_size} process(es); run folder {self.run_dir}", file=sys.stderr)
-        elif main:
-            print(f"resuming {self.run_dir} after epoch {self.epoch} (step {self.global_step})", file=sys.stderr)
+        bar = self._progress_bar(enabled=main)
+        if main:
+            self._announce()
         try:
-            while self.epoch < cfg.optim.epochs:
-                epoch = self.epoch + 1
-                method = self.method_for_epoch(epoch)
-                sums: dict[str, float] = {}
-                t_epoch = time.perf_counter()
-                batches = self._batches(epoch)
-                for idx in batches:
-                    t0 = time.perf_counter()
-                    terms = self.train_step(self.train_points[idx], method)
-                    dt = time.perf_counter() - t0  # train_step ends in a device sync
-                    self.global_step += 1
-                    self.history.append({"epoch": epoch, "step": self.global_step, **terms})
-                    for k, v in terms.items():
-                        sums[k] = sums.get(k, 0.0) + v
-                    if self.global_step % cfg.train.log_every == 0:
-                        for k, v in terms.items():
-                            writer.add_scalar(f"loss/{k}", v, self.global_step)
-                        writer.add_scalar("lr/encoder", self.opt_e.param_groups[0]["lr"], self.global_step)
-                        writer.add_scalar("lr/decoder", self.opt_d.param_groups[0]["lr"], self.global_step)
-                        writer.add_scalar("perf/step_time_s", dt, self.global_step)
-                        writer.add_scalar("perf/shapes_per_s", len(idx) / dt, self.global_step)
-                    bar.update(1)
-                    bar.set_postfix(ep=epoch, rec=f"{terms['rec']:.3g}", kl_real=f"{terms['kl_real']:.3g}",
-                                    kl_gap=f"{terms.get('kl_gap', float('nan')):.3g}", refresh=False)
-                self.sched_e.step()
-                self.sched_d.step()
-                self.epoch = epoch
-                record = {"epoch": epoch, "global_step": self.global_step, "method": method,
-                          **{k: v / len(batches) for k, v in sums.items()},
-                          "lr_e": self.opt_e.param_groups[0]["lr"], "lr_d": self.opt_d.param_groups[0]["lr"],
-                          "epoch_time_s": time.perf_counter() - t_epoch}
-                if not main:
-                    continue
-                for message in self.health.update(record, dataclasses.asdict(cfg.loss)):
-                    print(f"\nwarning (epoch {epoch}): {message}", file=sys.stderr)
-                    record.setdefault("warnings", []).append(message)
-                    writer.add_text("health/warning", message, self.global_step)
-                if epoch % cfg.train.val_every == 0 or epoch == cfg.optim.epochs:
-                    val = self.validate()
-                    record.update(val)
-                    for k, v in val.items():
-                        writer.add_scalar(f"val/{k.removeprefix('val_')}", v, self.global_step)
-                    if self._is_better(val):
-                        self.best = {"epoch": epoch, "val_jsd": val["val_jsd"], "val_chamfer": val["val_chamfer"]}
-                if epoch % cfg.train.vis_every == 0 or epoch == cfg.optim.epochs:
-                    self._log_visuals(writer)
-                with open(self.run_dir / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(record) + "\n")
-                state = self.state_dict()
-                self._save(state, ckpt_dir / "last.pt")
-                if self.best["epoch"] == epoch:
-                    self._save(state, ckpt_dir / "best.pt")
-                writer.flush()
+            while self.epoch < self.cfg.optim.epochs:
+                record = self._train_epoch(self.epoch + 1, writer, bar)
+                if main:
+                    self._finish_epoch(record, writer)
         finally:
             bar.close()
             writer.close()
-            if main and ckpt_dir.is_dir():
-                remove_stale_temporaries(ckpt_dir)
+            if main and (self.run_dir / "checkpoints").is_dir():
+                remove_stale_temporaries(self.run_dir / "checkpoints")
         return self.history
+
+    def _progress_bar(self, enabled: bool):
+        remaining = max(0, self.cfg.optim.epochs - self.epoch) * len(self._batches(1))
+        return tqdm(total=remaining, disable=not (self.cfg.train.progress and enabled), unit="step",
+                    dynamic_ncols=True)
+
+    def _announce(self) -> None:
+        cfg = self.cfg
+        if self.epoch == 0:
+            print(f"training {cfg.data.category} on {self.device} ({len(self.train_points)} train / "
+                  f"{len(self.val_points)} val shapes, {cfg.model.num_points} points), Chamfer backend "
+                  f"{self.backend}; {self.dist.world_size} process(es); run folder {self.run_dir}", file=sys.stderr)
+        else:
+            print(f"resuming {self.run_dir} after epoch {self.epoch} (step {self.global_step})", file=sys.stderr)
+
+    def _train_epoch(self, epoch: int, writer, bar) -> dict:
+        """The steps of one epoch, then the learning-rate schedules; returns the epoch's record
+        (the mean of every logged term, learning rates, time)."""
+        method = self.method_for_epoch(epoch)
+        sums: dict[str, float] = {}
+        t_epoch = time.perf_counter()
+        batches = self._batches(epoch)
+        for idx in batches:
+            for k, v in self._logged_step(self.train_points[idx], method, epoch, writer, bar).items():
+                sums[k] = sums.get(k, 0.0) + v
+        self.sched_e.step()
+        self.sched_d.step()
+        self.epoch = epoch
+        return {"epoch": epoch, "global_step": self.global_step, "method": method,
+                **{k: v / len(batches) for k, v in sums.items()},
+                "lr_e": self.opt_e.param_groups[0]["lr"], "lr_d": self.opt_d.param_groups[0]["lr"],
+                "epoch_time_s": time.perf_counter() - t_epoch}
+
+    def _logged_step(self, x: torch.Tensor, method: str, epoch: int, writer, bar) -> dict[str, float]:
+        """:meth:`train_step`, counted, kept in the history, logged every ``log_every`` steps."""
+        t0 = time.perf_counter()
+        terms = self.train_step(x, method)
+        dt = time.perf_counter() - t0  # train_step ends in a device sync
+        self.global_step += 1
+        self.history.append({"epoch": epoch, "step": self.global_step, **terms})
+        if self.global_step % self.cfg.train.log_every == 0:
+            for k, v in terms.items():
+                writer.add_scalar(f"loss/{k}", v, self.global_step)
+            writer.add_scalar("lr/encoder", self.opt_e.param_groups[0]["lr"], self.global_step)
+            writer.add_scalar("lr/decoder", self.opt_d.param_groups[0]["lr"], self.global_step)
+            writer.add_scalar("perf/step_time_s", dt, self.global_step)
+            writer.add_scalar("perf/shapes_per_s", len(x) / dt, self.global_step)
+        bar.update(1)
+        bar.set_postfix(ep=epoch, rec=f"{terms['rec']:.3g}", kl_real=f"{terms['kl_real']:.3g}",
+                        kl_gap=f"{terms.get('kl_gap', float('nan')):.3g}", refresh=False)
+        return terms
+
+    def _finish_epoch(self, record: dict, writer) -> None:
+        """Rank 0 after an epoch: health warnings, validation (and the best epoch), visuals,
+        the ``metrics.jsonl`` line, the checkpoints."""
+        epoch, cfg = record["epoch"], self.cfg
+        for message in self.health.update(record, dataclasses.asdict(cfg.loss)):
+            print(f"\nwarning (epoch {epoch}): {message}", file=sys.stderr)
+            record.setdefault("warnings", []).append(message)
+            writer.add_text("health/warning", message, self.global_step)
+        last_epoch = epoch == cfg.optim.epochs
+        if epoch % cfg.train.val_every == 0 or last_epoch:
+            val = self.validate()
+            record.update(val)
+            for k, v in val.items():
+                writer.add_scalar(f"val/{k.removeprefix('val_')}", v, self.global_step)
+            if self._is_better(val):
+                self.best = {"epoch": epoch, "val_jsd": val["val_jsd"], "val_chamfer": val["val_chamfer"]}
+        if epoch % cfg.train.vis_every == 0 or last_epoch:
+            self._log_visuals(writer)
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        state = self.state_dict()
+        self._save(state, self.run_dir / "checkpoints" / "last.pt")
+        if self.best["epoch"] == epoch:
+            self._save(state, self.run_dir / "checkpoints" / "best.pt")
+        writer.flush()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from pointcloud_sivae.normalization import NORMALIZATIONS
+from shapenet_prep.common import DEFAULT_NUM_POINTS
 from shapenet_prep.errors import MalformedShapeError
 from shapenet_prep.prepare import FORMATS, SAMPLING_METHODS, PrepareOptions, prepare_category
 
@@ -29,8 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="category names or synset ids, e.g. airplane 03001627 (modelnet40, or hdf5 with a "
                         "shape_names.txt: class names, e.g. airplane night_stand)")
     p.add_argument("--out", type=Path, default=Path("data/shapenet"), help="prepared data root")
-    p.add_argument("--num-points", type=int, default=2048, help="points per cloud, >= 1 (uniform random subset) "
-                                                                "(default: 2048)")
+    p.add_argument("--num-points", type=int, default=DEFAULT_NUM_POINTS,
+                   help=f"points per cloud, >= 1 (uniform random subset) (default: {DEFAULT_NUM_POINTS})")
     p.add_argument("--normalization", choices=NORMALIZATIONS, default="none",
                    help="none (source units), unit_sphere or bbox (per shape), global (training-set mean and "
                         "one std, PointFlow) (default: none)")

@@ -22,11 +22,14 @@ class ShapeRef:
     index: int | None = None  # row in a multi-shape file (HDF5)
 
 
+DEFAULT_NUM_POINTS = 2048  # points per prepared cloud, the field's standard (PointFlow, DPM, LION)
+
+
 @dataclass(frozen=True)
 class Sampling:
     """How a shape becomes a fixed-size cloud."""
 
-    num_points: int = 2048
+    num_points: int = DEFAULT_NUM_POINTS
     seed: int = 0
     method: str = "uniform"  # meshes: "uniform" (area-weighted) or "poisson"
     normals: bool = False

@@ -41,7 +41,7 @@ from pointcloud_sivae.categories import canonical_category, synset_of
 from pointcloud_sivae.normalization import NORMALIZATIONS, fit_global_stats, normalization_params, normalize
 from pointcloud_sivae.runtime import atomic_write
 from shapenet_prep import meshes, modelnet40, shapenetpart
-from shapenet_prep.common import Sampling, ShapeRef
+from shapenet_prep.common import DEFAULT_NUM_POINTS, Sampling, ShapeRef
 from shapenet_prep.errors import MalformedShapeError
 from shapenet_prep.pointclouds import HDF5, L3DP, PC15k, ONet
 
@@ -60,7 +60,7 @@ class PrepareOptions:
     category: str
     out: Path = Path("data/shapenet")
     format: str = "shapenetpart"
-    num_points: int = 2048
+    num_points: int = DEFAULT_NUM_POINTS
     normalization: str = "none"
     split_seed: int = 0
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)

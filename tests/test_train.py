@@ -6,7 +6,7 @@ import torch
 from pointcloud_sivae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from pointcloud_sivae.data import MissingDataError
 from pointcloud_sivae.runtime import select_device
-from pointcloud_sivae.train import NonFiniteLossError, Trainer, main
+from pointcloud_sivae.train import OBJECTIVES, NonFiniteLossError, Trainer, main
 
 from .conftest import tiny_config
 
@@ -29,8 +29,8 @@ def _same(a, b):
 def test_encoder_step_leaves_decoder_untouched(trainer, method):
     x = trainer.train_points[:8]
     dec, enc = _params(trainer.model.decoder), _params(trainer.model.encoder)
-    trainer._begin_step(8)
-    trainer._encoder_step(x, trainer.model.sample_prior(8), method)
+    step = trainer._begin_step(8)
+    trainer._encoder_step(x, trainer.model.sample_prior(8), step, OBJECTIVES[method])
     assert _same(dec, _params(trainer.model.decoder)) == set(dec)
     changed = set(enc) - _same(enc, _params(trainer.model.encoder))
     assert any(k.endswith("weight") for k in changed)
@@ -42,10 +42,10 @@ def test_encoder_step_leaves_decoder_untouched(trainer, method):
 def test_decoder_step_leaves_encoder_and_its_batchnorm_stats_untouched(trainer, method):
     x = trainer.train_points[:8]
     z_prior = trainer.model.sample_prior(8)
-    trainer._begin_step(8)
-    z, _ = trainer._encoder_step(x, z_prior, method)
+    step = trainer._begin_step(8)
+    z, _ = trainer._encoder_step(x, z_prior, step, OBJECTIVES[method])
     dec, enc = _params(trainer.model.decoder), _params(trainer.model.encoder)
-    trainer._decoder_step(x, z, z_prior, method)
+    trainer._decoder_step(x, z, z_prior, step, OBJECTIVES[method])
     assert _same(enc, _params(trainer.model.encoder)) == set(enc)
     assert not _same(dec, _params(trainer.model.decoder))
     assert all(p.requires_grad for p in trainer.model.parameters())
