@@ -89,27 +89,14 @@ def _exp_inplace(e):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _first_at_least(sorted_values, value):  # pragma: no cover - compiled
-    """Smallest i with sorted_values[i] >= value (len if none): binary search (numba's searchsorted is slow here)."""
+def _bisect(sorted_values, value, strict):  # pragma: no cover - compiled
+    """Smallest i with sorted_values[i] >= value (> value if ``strict``), len if none
+    (numba's searchsorted was slower here)."""
     lo = 0
     hi = sorted_values.shape[0]
     while lo < hi:
         mid = (lo + hi) >> 1
-        if sorted_values[mid] < value:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@njit(cache=True)
-def _first_above(sorted_values, value):  # pragma: no cover - compiled
-    """Smallest i with sorted_values[i] > value (len if none)."""
-    lo = 0
-    hi = sorted_values.shape[0]
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if sorted_values[mid] <= value:
+        if sorted_values[mid] < value or (strict and sorted_values[mid] == value):
             lo = mid + 1
         else:
             hi = mid
@@ -130,7 +117,7 @@ def _row_weights(level, x, y, z, bx, by, bz, d2, e):  # pragma: no cover - compi
 
 @njit(fastmath=True, cache=True)
 def _window(sorted_coord, centre, radius):  # pragma: no cover - compiled
-    return _first_at_least(sorted_coord, centre - radius), _first_above(sorted_coord, centre + radius)
+    return _bisect(sorted_coord, centre - radius, False), _bisect(sorted_coord, centre + radius, True)
 
 
 @njit(fastmath=True, cache=True)

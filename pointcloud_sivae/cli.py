@@ -48,3 +48,11 @@ def run(fn, args) -> int:
         print(f"error: cannot write {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def run_subcommand(name: str, add_parser, fn, argv: list[str] | None = None) -> int:
+    """``python -m pointcloud_sivae.<name>``: the parser that ``add_parser`` adds to a subcommand
+    table (the one ``python -m eval <name>`` uses too), parsed and run with :func:`run`."""
+    p = argparse.ArgumentParser(prog="python -m pointcloud_sivae")
+    add_parser(p.add_subparsers(dest="command", required=True))
+    return run(fn, p.parse_args([name, *(sys.argv[1:] if argv is None else argv)]))

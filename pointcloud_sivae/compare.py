@@ -321,13 +321,9 @@ def run_compare(args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
+    from pointcloud_sivae.cli import run_subcommand
 
-    from pointcloud_sivae.cli import run
-
-    p = argparse.ArgumentParser(prog="python -m pointcloud_sivae", description=__doc__.splitlines()[0])
-    add_compare_parser(p.add_subparsers(dest="command", required=True))
-    return run(run_compare, p.parse_args(["compare", *(sys.argv[1:] if argv is None else argv)]))
+    return run_subcommand("compare", add_compare_parser, run_compare, argv)
 
 
 if __name__ == "__main__":

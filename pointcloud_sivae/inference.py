@@ -98,7 +98,7 @@ class Inference:
 
 
 def write_clouds(out_dir: Path, clouds: dict[str, np.ndarray], names: list[str], meta: dict) -> None:
-    """Write ``clouds.npz`` (every array, output frame), one PLY per cloud and ``meta.json``.
+    """Write ``clouds.npz`` (every array, evaluation frame), one PLY per cloud and ``meta.json``.
 
     Args:
         clouds: name -> (K, N, 3) arrays; PLY files are ``<name>_<names[k]>.ply``.

@@ -2,7 +2,7 @@
 
     python -m pointcloud_sivae.sample --checkpoint runs/<run> -n 16 --seed 0 --out samples/
 
-Writes ``clouds.npz`` (``sample`` (n, N, 3), output frame), ``sample_<k>.ply``,
+Writes ``clouds.npz`` (``sample`` (n, N, 3), evaluation frame), ``sample_<k>.ply``,
 ``meta.json`` and, unless ``--no-render``, ``samples.png`` (headless open3d).
 """
 

@@ -188,13 +188,9 @@ def to_markdown(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
+    from pointcloud_sivae.cli import run_subcommand
 
-    from pointcloud_sivae.cli import run
-
-    p = argparse.ArgumentParser(prog="python -m pointcloud_sivae", description=__doc__.splitlines()[0])
-    add_sweep_parser(p.add_subparsers(dest="command", required=True))
-    return run(run_sweep, p.parse_args(["sweep", *(sys.argv[1:] if argv is None else argv)]))
+    return run_subcommand("sweep", add_sweep_parser, run_sweep, argv)
 
 
 if __name__ == "__main__":

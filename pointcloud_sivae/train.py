@@ -117,7 +117,7 @@ from pointcloud_sivae.losses import (
 from pointcloud_sivae.model import SoftIntroVAE, frozen_batchnorm_stats
 from pointcloud_sivae.normalization import EvaluationFrame
 from pointcloud_sivae.render import point_colors, render_grid
-from pointcloud_sivae.runtime import git_revision, select_device
+from pointcloud_sivae.runtime import provenance, select_device
 from pointcloud_sivae.tb import NullWriter, make_writer
 
 
@@ -433,10 +433,11 @@ class Trainer:
         (self.run_dir / "manifest.json").write_text(json.dumps(self.manifest, indent=2) + "\n")
         info_path = self.run_dir / "run_info.json"
         info = json.loads(info_path.read_text()) if info_path.exists() else {"sessions": []}
+        origin = provenance()  # the fields every result file carries; a session says "started"
         info["sessions"].append({
-            "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "command": sys.argv,
-            "git_revision": git_revision(),
+            "started": origin["created"],
+            "command": origin["command"],
+            "git_revision": origin["git_revision"],
             "torch": torch.__version__,
             "device": str(self.device),
             "chamfer_backend": self.backend,

@@ -23,7 +23,6 @@ shape by ``(split_seed, crc32(model_id))``.
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import os
@@ -39,7 +38,7 @@ from tqdm import tqdm
 
 from pointcloud_sivae.categories import canonical_category, synset_of
 from pointcloud_sivae.normalization import NORMALIZATIONS, fit_global_stats, normalization_params, normalize
-from pointcloud_sivae.runtime import atomic_write
+from pointcloud_sivae.runtime import atomic_write, provenance
 from shapenet_prep import meshes, modelnet40, shapenetpart
 from shapenet_prep.common import DEFAULT_NUM_POINTS, Sampling, ShapeRef
 from shapenet_prep.errors import MalformedShapeError
@@ -341,7 +340,7 @@ def prepare_category(opts: PrepareOptions) -> dict:
         "counts": {**{s: len(ids) for s, ids in splits.items()}, "found": len(refs), "skipped": len(skipped)},
         "skipped": skipped,
         "options": opts.recorded(),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": provenance()["created"],
     }
     report = "".join(f"{s['id']}\t{s['file']}\t{s['reason']}\n" for s in skipped)
     _write_atomically(target, arrays, manifest, report, opts.overwrite)
