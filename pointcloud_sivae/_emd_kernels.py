@@ -253,6 +253,139 @@ def approxmatch_rows(X1, X2, rows, cols, levels, out):  # pragma: no cover - com
                                    d2, e) / n
 
 
+@njit(fastmath=True, cache=True)
+def _both_reductions(e, d2, dist, ratio_r_f, remain_r_f, ratio_l_g, pow4):  # pragma: no cover - compiled
+    """Row sums of one row for both orders: the forward matching's matched mass, cost and
+    ``suml``, and the reverse matching's column demand; ``dist`` keeps the row's distances."""
+    mass = _ZERO
+    moved = _ZERO
+    suml = _EPS
+    s_g = _ZERO
+    for l in range(ratio_r_f.shape[0]):
+        g = e[l]
+        suml += g * remain_r_f[l]
+        if pow4:
+            f = g * g if g > _POW4_MIN else _ZERO
+            f = f * f
+        else:
+            f = g
+        dd = np.sqrt(d2[l])
+        dist[l] = dd
+        w = f * ratio_r_f[l]
+        mass += w
+        moved += w * dd
+        s_g += f * ratio_l_g[l]
+    return mass, moved, suml, s_g
+
+
+@njit(fastmath=True, cache=True)
+def _col_updates(e, dist, sumr_f, rl_f, mass_g, moved_g, rr_g, suml_g, rem_g, pow4, start, finish):  # pragma: no cover
+    """Column sums fed by one row: the forward demand, and the reverse matching's ``suml``,
+    matched mass and cost (its rows are the columns here)."""
+    for l in range(sumr_f.shape[0]):
+        g = e[l]
+        if start:
+            sumr_f[l] += g * rl_f
+            suml_g[l] += g * rem_g
+        if finish:
+            if pow4:
+                f = g * g if g > _POW4_MIN else _ZERO
+                f = f * f
+            else:
+                f = g
+            w = f * rr_g
+            mass_g[l] += w
+            moved_g[l] += w * dist[l]
+
+
+@njit(fastmath=True, cache=True)
+def _approxmatch_both(a, b, levels, rl_f, rml_f, rmr_f, rr_f, sumr_f, rl_g, rml_g, rmr_g, mass_g, moved_g, suml_g,
+                      d2, e, dist):  # pragma: no cover - compiled
+    """Both orders of one pair at once: costs (not divided by n) of a onto b (forward, ``_f``)
+    and of b onto a (reverse, ``_g``), n == m.
+
+    The weights are symmetric, so one ``exp`` per weight serves both. The reverse
+    matching's row steps are column sums here, and its column step is row-local:
+    sweep ``i`` over the rows of a does the forward sweep of :func:`_approxmatch_pair` and,
+    for the reverse matching, the demand and matched mass of level ``i - 1`` and the
+    row sums of level ``i``.
+    """
+    n = a.shape[1]
+    m = b.shape[1]
+    ax, ay, az = a[0], a[1], a[2]
+    bx, by, bz = b[0], b[1], b[2]
+    for k in range(n):
+        rml_f[k] = _ONE
+        rmr_g[k] = _ONE
+    for l in range(m):
+        rmr_f[l] = _ONE
+        sumr_f[l] = _ZERO
+        rml_g[l] = _ONE
+        rl_g[l] = _ZERO
+        mass_g[l] = _ZERO
+        moved_g[l] = _ZERO
+        suml_g[l] = _ZERO
+    cost_f = 0.0
+    cost_g = 0.0
+    L = levels.shape[0]
+    for i in range(L + 1):
+        start = i < L
+        finish = i > 0
+        pow4 = start and finish
+        level = levels[i] if start else levels[i - 1]
+        radius = np.float32(np.sqrt(_CUTOFF / -level))
+        for k in range(n):
+            x, y, z = ax[k], ay[k], az[k]
+            lo, hi = _window(bx, x, radius)
+            _row_weights(level, x, y, z, bx[lo:hi], by[lo:hi], bz[lo:hi], d2, e)
+            mass, moved, suml, s_g = _both_reductions(e, d2, dist, rr_f[lo:hi], rmr_f[lo:hi], rl_g[lo:hi], pow4)
+            rr_gk = _ZERO
+            if finish:
+                rl = rl_f[k]
+                rml_f[k] = max(_ZERO, rml_f[k] - rl * mass)
+                cost_f += float(rl) * float(moved)
+                s = s_g * rmr_g[k]  # G's column demand of its point k (level i - 1)
+                consumption = min(rmr_g[k] / (s + _EPS), _ONE)
+                rr_gk = consumption * rmr_g[k]
+                rmr_g[k] = max(_ZERO, rmr_g[k] - s)
+            rl_fk = _ZERO
+            if start:
+                rl_fk = rml_f[k] / suml
+                rl_f[k] = rl_fk
+            _col_updates(e, dist, sumr_f[lo:hi], rl_fk, mass_g[lo:hi], moved_g[lo:hi], rr_gk, suml_g[lo:hi],
+                         rmr_g[k], pow4, start, finish)
+        if start:
+            _finish_columns(sumr_f, rmr_f, rr_f)
+        for l in range(m):  # G's rows are b's points
+            if finish:
+                r = rl_g[l]
+                rml_g[l] = max(_ZERO, rml_g[l] - r * mass_g[l])
+                cost_g += float(r) * float(moved_g[l])
+            if start:
+                rl_g[l] = rml_g[l] / (_EPS + suml_g[l])
+            mass_g[l] = _ZERO
+            moved_g[l] = _ZERO
+            suml_g[l] = _ZERO
+    return cost_f, cost_g
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def approxmatch_both_rows(X, rows, cols, levels, out_f, out_g):  # pragma: no cover - compiled
+    """out_f[k] = approxmatch / n of X[rows[k]] onto X[cols[k]], out_g[k] of X[cols[k]] onto
+    X[rows[k]]: both orders of each listed pair of one set (see :func:`approxmatch_rows`)."""
+    n = X.shape[2]
+    for k in prange(rows.shape[0]):
+        rl_f = np.empty(n, np.float32); rml_f = np.empty(n, np.float32); rmr_g = np.empty(n, np.float32)
+        rmr_f = np.empty(n, np.float32); rr_f = np.empty(n, np.float32); sumr_f = np.empty(n, np.float32)
+        rl_g = np.empty(n, np.float32); rml_g = np.empty(n, np.float32); mass_g = np.empty(n, np.float32)
+        moved_g = np.empty(n, np.float32); suml_g = np.empty(n, np.float32)
+        d2 = np.empty(n, np.float32); e = np.empty(n, np.float32); dist = np.empty(n, np.float32)
+        cf, cg = _approxmatch_both(X[rows[k]], X[cols[k]], levels, rl_f, rml_f, rmr_f, rr_f, sumr_f, rl_g, rml_g,
+                                   rmr_g, mass_g, moved_g, suml_g, d2, e, dist)
+        out_f[k] = cf / n
+        out_g[k] = cg / n
+
+
 def exp_flushed(t: np.ndarray) -> np.ndarray:
     """The kernel's ``exp`` of each entry of ``t`` (float32, <= 0), for tests: 0 below 2^-126."""
     e = np.array(t, dtype=np.float32).ravel()

@@ -251,6 +251,22 @@ def _approx_numba(xyz1_set, xyz2_set, rows, cols, chunk_pairs, progress) -> np.n
     return values
 
 
+def _approx_numba_both(clouds, rows, cols, chunk_pairs, progress) -> tuple[np.ndarray, np.ndarray]:
+    """Both orders of every listed pair of one set, numba: (approxmatch of clouds[rows[k]] onto
+    clouds[cols[k]], and of clouds[cols[k]] onto clouds[rows[k]]), each / N. One weight
+    computation serves both, about 2/3 of the time of two single-order runs."""
+    from pointcloud_sivae._emd_kernels import approxmatch_both_rows
+
+    flat = clouds.reshape(-1, 3)
+    X = kernel_clouds(clouds, int(np.argmax(flat.max(0) - flat.min(0))))
+    levels = np.asarray(POINTFLOW_LEVELS, np.float32)
+    fwd, rev = np.empty(len(rows)), np.empty(len(rows))
+    for s in _chunks(len(rows), chunk_pairs, "EMD", progress):
+        approxmatch_both_rows(X, rows[s : s + chunk_pairs], cols[s : s + chunk_pairs], levels,
+                              fwd[s : s + chunk_pairs], rev[s : s + chunk_pairs])
+    return fwd, rev
+
+
 def _approx_torch(xyz1_set, xyz2_set, rows, cols, device, progress) -> np.ndarray:
     """The same with :func:`emd_approx`, in chunks of pairs sized to the device's free memory."""
     n = xyz1_set.shape[1]
@@ -334,6 +350,13 @@ def pairwise_emd(A, B=None, *, method: str = "approx", backend: str = "auto", de
     A, B_ = _check_emd_inputs(A, B, method)
     device = torch.device(device)
     n_b = None if B_ is None else len(B_)
+    if method == "approx" and B_ is None and resolve_emd_backend(backend, device) == "numba":
+        rows, cols = _pairs(len(A), None)  # each unordered pair once, both orders from one pass
+        fwd, rev = _approx_numba_both(A, rows, cols, 512, progress)
+        out = np.zeros((len(A), len(A)), dtype=np.float64)
+        out[cols, rows] = fwd  # [q, p]: xyz1 = A[p] onto xyz2 = A[q]
+        out[rows, cols] = rev
+        return out
     if method == "approx" and B_ is None:
         rows, cols = _ordered_pairs(len(A))
     else:
