@@ -137,6 +137,13 @@ def _finish_columns(sumr, remain_r, ratio_r):  # pragma: no cover - compiled
         sumr[l] = _ZERO
 
 
+@njit(fastmath=True, cache=True, inline="always")
+def _pow4(g):  # pragma: no cover - compiled
+    """g^4, the weight of the level 4x finer; 0 where it would underflow (no denormals)."""
+    f = g * g if g > _POW4_MIN else _ZERO
+    return f * f
+
+
 @njit(fastmath=True, cache=True)
 def _finish_row(e, d2, rr):  # pragma: no cover - compiled
     """Matched mass sum_l e_l rr_l and transport cost sum_l e_l rr_l sqrt(d2_l) of one row."""
@@ -150,29 +157,16 @@ def _finish_row(e, d2, rr):  # pragma: no cover - compiled
 
 
 @njit(fastmath=True, cache=True)
-def _finish_row_pow4(e, d2, rr):  # pragma: no cover - compiled
-    """As :func:`_finish_row` with the weights e^4 (the level 4x finer)."""
-    mass = _ZERO
-    moved = _ZERO
-    for l in range(rr.shape[0]):
-        f = e[l] * e[l] if e[l] > _POW4_MIN else _ZERO  # e^4 underflows below this: no denormals
-        f = f * f * rr[l]
-        mass += f
-        moved += f * np.sqrt(d2[l])
-    return mass, moved
-
-
-@njit(fastmath=True, cache=True)
 def _finish_and_start_row(e, d2, rr, rem):  # pragma: no cover - compiled
-    """:func:`_finish_row_pow4` and the row sum ``sum_l e_l rem_l`` of the next level, in one loop."""
+    """:func:`_finish_row` with the weights e^4 (the level 4x finer), and the row sum
+    ``sum_l e_l rem_l`` of the next level, in one loop."""
     mass = _ZERO
     moved = _ZERO
     suml = _EPS
     for l in range(rr.shape[0]):
         g = e[l]
         suml += g * rem[l]
-        f = g * g if g > _POW4_MIN else _ZERO
-        f = f * f * rr[l]
+        f = _pow4(g) * rr[l]
         mass += f
         moved += f * np.sqrt(d2[l])
     return mass, moved, suml
@@ -270,11 +264,7 @@ def _both_reductions(e, d2, dist, ratio_r_f, remain_r_f, ratio_l_g, pow4):  # pr
     for l in range(ratio_r_f.shape[0]):
         g = e[l]
         suml += g * remain_r_f[l]
-        if pow4:
-            f = g * g if g > _POW4_MIN else _ZERO
-            f = f * f
-        else:
-            f = g
+        f = _pow4(g) if pow4 else g
         dd = np.sqrt(d2[l])
         dist[l] = dd
         w = f * ratio_r_f[l]
@@ -294,12 +284,7 @@ def _col_updates(e, dist, sumr_f, rl_f, mass_g, moved_g, rr_g, suml_g, rem_g, po
             sumr_f[l] += g * rl_f
             suml_g[l] += g * rem_g
         if finish:
-            if pow4:
-                f = g * g if g > _POW4_MIN else _ZERO
-                f = f * f
-            else:
-                f = g
-            w = f * rr_g
+            w = (_pow4(g) if pow4 else g) * rr_g
             mass_g[l] += w
             moved_g[l] += w * dist[l]
 

@@ -43,7 +43,7 @@ DIRECTION_TEXT = {"min": "lower is better", "max": "higher is better", "half": "
 
 
 def add_training_options(c) -> None:
-    """The options that say how every run of ``compare`` and ``sweep`` is trained."""
+    """The options that say how and where every run of ``compare`` and ``sweep`` is trained."""
     c.add_argument("--seeds", type=bounded_int(0), nargs="+", default=[0, 1, 2],
                    help="training seeds of every method and cell (default: 0 1 2)")
     c.add_argument("--epochs", type=bounded_int(1), required=True, help="training epochs of every run (the budget)")
@@ -54,6 +54,10 @@ def add_training_options(c) -> None:
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="training config field for every run, e.g. --set beta_rec=640, or for one method's runs, "
                         "e.g. --set vae:beta_kl=2 (repeatable)")
+    c.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
+    c.add_argument("--progress", action="store_true", help="show training progress bars")
+    c.add_argument("--jobs", type=bounded_int(1), default=1,
+                   help="runs trained at once (worker processes, 1 thread each) (default: 1)")
 
 
 def add_compare_parser(sub) -> None:
@@ -70,13 +74,9 @@ def add_compare_parser(sub) -> None:
                    help="EMD implementation, or none for Chamfer metrics and JSD only (default: approx)")
     c.add_argument("--num-importance", type=bounded_int(0), default=16,
                    help="K importance samples for log p(x); 0 skips the likelihood columns (default: 16)")
-    c.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
     c.add_argument("--score-chamfer-backend", default="auto", choices=("auto", "numba", "torch", "keops", "pytorch3d"),
                    help="Chamfer backend of the scoring (matrices, reconstruction, likelihood); training uses "
                         "--set chamfer_backend=... (default: auto)")
-    c.add_argument("--progress", action="store_true", help="show training progress bars")
-    c.add_argument("--jobs", type=bounded_int(1), default=1,
-                   help="runs trained at once (worker processes, 1 thread each) (default: 1)")
     c.add_argument("--split", choices=("test", "val"), default="test",
                    help="split every run is scored on (choose settings on val, score the chosen one on test once)")
 

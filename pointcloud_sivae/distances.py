@@ -226,6 +226,13 @@ def emd_approx(xyz1: torch.Tensor, xyz2: torch.Tensor) -> torch.Tensor:
     return (match * d2.sqrt()).sum((1, 2)) / n
 
 
+def longest_axis(*sets: np.ndarray) -> int:
+    """The coordinate of largest extent over all points of the (M, N, 3) sets: the numba
+    approxmatch sorts along it, so its windows of non-zero weights are narrowest."""
+    flat = np.concatenate([np.asarray(s).reshape(-1, 3) for s in sets])
+    return int(np.argmax(flat.max(0) - flat.min(0)))
+
+
 def kernel_clouds(clouds: np.ndarray, axis: int) -> np.ndarray:
     """Clouds (M, N, 3) laid out for the numba approxmatch: (M, 3, N) float32, coordinate
     rows ``[axis, the other two]``, each cloud's points sorted along ``axis``."""
@@ -239,8 +246,7 @@ def _approx_numba(xyz1_set, xyz2_set, rows, cols, chunk_pairs, progress) -> np.n
     """approxmatch / N of xyz1 = xyz1_set[rows[k]] onto xyz2 = xyz2_set[cols[k]], numba, CPU."""
     from pointcloud_sivae._emd_kernels import approxmatch_rows
 
-    both = np.concatenate([xyz1_set.reshape(-1, 3), xyz2_set.reshape(-1, 3)])
-    axis = int(np.argmax(both.max(0) - both.min(0)))  # windows along the longest extent
+    axis = longest_axis(xyz1_set, xyz2_set)
     X1 = kernel_clouds(xyz1_set, axis)
     X2 = X1 if xyz2_set is xyz1_set else kernel_clouds(xyz2_set, axis)
     levels = np.asarray(POINTFLOW_LEVELS, np.float32)
@@ -257,8 +263,7 @@ def _approx_numba_both(clouds, rows, cols, chunk_pairs, progress) -> tuple[np.nd
     computation serves both, about 2/3 of the time of two single-order runs."""
     from pointcloud_sivae._emd_kernels import approxmatch_both_rows
 
-    flat = clouds.reshape(-1, 3)
-    X = kernel_clouds(clouds, int(np.argmax(flat.max(0) - flat.min(0))))
+    X = kernel_clouds(clouds, longest_axis(clouds))
     levels = np.asarray(POINTFLOW_LEVELS, np.float32)
     fwd, rev = np.empty(len(rows)), np.empty(len(rows))
     for s in _chunks(len(rows), chunk_pairs, "EMD", progress):

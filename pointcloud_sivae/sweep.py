@@ -61,10 +61,6 @@ def add_sweep_parser(sub) -> None:
                    help="K importance samples for log p(x); 0 skips it (default: 0)")
     c.add_argument("--select", choices=sorted(k for k in COLUMNS if k != "train-time"), default="1-NNA-CD",
                    help="val metric that chooses the cell")
-    c.add_argument("--jobs", type=bounded_int(1), default=1,
-                   help="runs trained at once (worker processes, 1 thread each) (default: 1)")
-    c.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
-    c.add_argument("--progress", action="store_true", help="show training progress bars")
 
 
 def parse_grid(items: list[str]) -> list[dict[str, str]]:
