@@ -1,7 +1,9 @@
-"""torchrun with the gloo backend and 2 CPU processes: same result as one process, resume across counts."""
+"""torchrun with the gloo backend and 2 CPU processes: the same update as one process (float64), resume
+bit-exact at one process count and across counts (float32, end to end)."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -66,34 +68,47 @@ def test_four_steps_of_two_processes_equal_one(airplanes_256, tmp_path):
             torch.testing.assert_close(two["model"][k], v, rtol=1e-9, atol=1e-10, msg=k)
 
 
-def test_two_gloo_processes_train_and_resume_across_counts(airplanes_256, tmp_path):
-    """End to end through torchrun, float32. The float64 tests above show the maths is the same;
-    in float32 the shards change summation order, and that rounding grows over steps (a flipped
-    nearest neighbour or max-pool argmax, Adam's near-sign first steps): close, not bitwise.
-    Measured spread with the defaults (official encoder order, N_ref = 2048): up to about 3 %
-    on epoch means, hence the 5 % bound (the float64 tests above check exact equality)."""
-    _run(_flags(airplanes_256, tmp_path, "one", 2))
-    # 2 processes for epoch 1, then resumed by 1 process for epoch 2
-    two = _run(_flags(airplanes_256, tmp_path, "two", 1), nproc=2)
-    assert "2 process(es)" in two.stderr
-    _run(["--resume", str(tmp_path / "two"), "--epochs", "2"])
-    # 1 process for epoch 1, then resumed by 2 processes for epoch 2
-    _run(_flags(airplanes_256, tmp_path, "mixed", 1))
-    _run(["--resume", str(tmp_path / "mixed"), "--epochs", "2", "--progress", "false"], nproc=2)
+def _without_times(records):
+    return [{k: v for k, v in r.items() if k != "epoch_time_s"} for r in records]
 
-    one, two, mixed = (_records(tmp_path / n) for n in ("one", "two", "mixed"))
-    for other in (two, mixed):
-        assert [r["epoch"] for r in other] == [1, 2]
-        for a, b in zip(one, other):
-            for key in ("rec", "kl_real", "kl_fake", "loss_e", "loss_d", "val_chamfer"):
-                assert b[key] == pytest.approx(a[key], rel=5e-2), (key, a["epoch"])
-    ref = load_checkpoint(tmp_path / "one" / "checkpoints" / "last.pt")
-    for name in ("two", "mixed"):
-        state = load_checkpoint(tmp_path / name / "checkpoints" / "last.pt")
-        assert state["global_step"] == ref["global_step"] and state["epoch"] == 2
-        keys = [k for k, v in ref["model"].items() if v.is_floating_point()]
-        a = torch.cat([ref["model"][k].flatten() for k in keys])
-        b = torch.cat([state["model"][k].flatten() for k in keys])
-        assert float((b - a).norm() / a.norm()) < 5e-2, name  # the whole model, not a small bias tensor
-    info = json.loads((tmp_path / "mixed" / "run_info.json").read_text())
-    assert [s["processes"] for s in info["sessions"]] == [1, 2]
+
+def _weights(run):
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    return state, {k: v for k, v in state["model"].items()}
+
+
+def test_torchrun_resumes_bit_exact_and_across_process_counts(airplanes_256, tmp_path):
+    """End to end through torchrun with gloo, float32. Nothing here compares float32 training of one
+    process count with another: those trajectories differ by rounding that grows with the steps and
+    depends on the CPU's kernels (the float64 tests above check that the maths is the same). What
+    holds by construction, on any CPU, is checked instead:
+
+    * at one process count, a run cut after epoch 1 and resumed equals the uninterrupted run, bit
+      for bit (metrics and weights);
+    * a resume with another process count continues the checkpoint it was given: the epochs
+      trained before it are those of the run that wrote the checkpoint, bit for bit, the step
+      counter and the sessions are right, and the result is finite."""
+    _run(_flags(airplanes_256, tmp_path, "two", 2), nproc=2)
+    cut = _run(_flags(airplanes_256, tmp_path, "cut", 1), nproc=2)
+    assert "2 process(es)" in cut.stderr
+    shutil.copytree(tmp_path / "cut", tmp_path / "down")  # the same epoch-1 checkpoint, resumed by 1 process
+    _run(["--resume", str(tmp_path / "cut"), "--epochs", "2", "--progress", "false"], nproc=2)
+    assert _without_times(_records(tmp_path / "cut")) == _without_times(_records(tmp_path / "two"))
+    (ref, ref_w), (got, got_w) = _weights(tmp_path / "two"), _weights(tmp_path / "cut")
+    assert ref_w.keys() == got_w.keys() and all(torch.equal(ref_w[k], got_w[k]) for k in ref_w)
+
+    # 2 processes for epoch 1, then 1 process for epoch 2; and 1 process, then 2
+    _run(["--resume", str(tmp_path / "down"), "--epochs", "2"])
+    _run(_flags(airplanes_256, tmp_path, "up", 1))
+    epoch1 = _records(tmp_path / "up")
+    _run(["--resume", str(tmp_path / "up"), "--epochs", "2", "--progress", "false"], nproc=2)
+    assert _without_times(_records(tmp_path / "down")[:1]) == _without_times(_records(tmp_path / "two")[:1])
+    assert _records(tmp_path / "up")[:1] == epoch1
+    for name, processes in (("down", [2, 1]), ("up", [1, 2])):
+        state, weights = _weights(tmp_path / name)
+        assert state["epoch"] == 2 and state["global_step"] == ref["global_step"], name
+        assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point()), name
+        info = json.loads((tmp_path / name / "run_info.json").read_text())
+        assert [s["processes"] for s in info["sessions"]] == processes, name
+        assert [s["start_epoch"] for s in info["sessions"]] == [0, 1], name
+        assert [r["epoch"] for r in _records(tmp_path / name)] == [1, 2], name
