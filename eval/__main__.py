@@ -25,7 +25,7 @@ import numpy as np
 
 from pointcloud_sivae.checkpoint import CheckpointError, error_detail, run_dir_of
 from pointcloud_sivae.cli import bounded_int
-from pointcloud_sivae.data import load_manifest, load_split
+from pointcloud_sivae.data import load_manifest
 from pointcloud_sivae.evaluation import DISPLAY, GenerationEvaluator, format_table, reconstruction_metrics, summarize
 from pointcloud_sivae.inference import Inference
 from pointcloud_sivae.protocols import PROTOCOLS
@@ -131,11 +131,7 @@ def read_clouds(path: Path) -> np.ndarray:
 def _checkpoint_context(args):
     """The model of a checkpoint (``Inference``), the split to score and the run folder."""
     inf = Inference(args.checkpoint, args.device, args.data_root)
-    split = load_split(inf.data_root, inf.config["data"]["category"], args.split)
-    if split.points.shape[1] != inf.num_points:
-        raise ValueError(f"mismatched point counts: the model outputs {inf.num_points} points, "
-                         f"the {args.split} split under {inf.data_root} has {split.points.shape[1]}")
-    return inf, split, run_dir_of(inf.checkpoint)
+    return inf, inf.split(args.split), run_dir_of(inf.checkpoint)
 
 
 def _header(args, t0: float) -> dict:
@@ -162,7 +158,8 @@ def run_generation(args) -> dict:
     result = {**_header(args, t0), "kind": "generation", "checkpoint": str(inf.checkpoint),
               "epoch": inf.state["epoch"], "category": inf.config["data"]["category"], "split": args.split,
               "data_normalization": split.manifest["normalization"], "num_samples": n_s,
-              "num_reference": len(ref), "num_points": int(ref.shape[1]), "seeds": args.seeds,
+              "num_reference": len(ref), "num_points": int(ref.shape[1]), "point_subset": split.subset,
+              "seeds": args.seeds,
               "prior_std": inf.model.config.prior_std, "distance_implementations": ev.distance_implementations(),
               "metrics": summary, "per_seed": per_seed, "timings": ev.timings}
     result["run_time_s"] = round(time.perf_counter() - t0, 3)
@@ -183,7 +180,8 @@ def run_reconstruction(args) -> dict:
     result = {**_header(args, t0), "kind": "reconstruction", "checkpoint": str(inf.checkpoint),
               "epoch": inf.state["epoch"],
               "split": args.split, "data_normalization": split.manifest["normalization"],
-              "num_shapes": len(rec), "num_points": int(rec.shape[1]), "ids": split.ids,
+              "num_shapes": len(rec), "num_points": int(rec.shape[1]), "point_subset": split.subset,
+              "ids": split.ids,
               "reconstruction": "decoder(posterior mean)", **res}
     write_json(result, args.out or run_dir / "eval" / f"reconstruction_{args.split}_{args.protocol}.json")
     return result
@@ -222,10 +220,10 @@ def run_ood(args) -> dict:
     inf = Inference(args.checkpoint, args.device, args.data_root)
     category = inf.config["data"]["category"]
     run_dir = run_dir_of(inf.checkpoint)
-    in_split = load_split(inf.data_root, category, args.in_split)
+    in_split = inf.split(args.in_split)
     ood_points, ood_ids, frame_note = load_ood_set(inf, args.ood_data, args.ood_category, args.ood_split)
     ood_name = load_manifest(args.ood_data, args.ood_category)["category"]
-    obs_std, obs_how = resolve_obs_std(inf, args.obs_std, load_split(inf.data_root, category, "train").points.numpy())
+    obs_std, obs_how = resolve_obs_std(inf, args.obs_std, inf.split("train").points.numpy())
     print(f"observation model: Gaussian mixture, sigma {obs_std:.5g} ({obs_how}); {frame_note}", file=sys.stderr)
     kw = {"obs_std": obs_std, "num_samples": args.num_samples, "seed": args.seed,
           "chamfer_backend": args.chamfer_backend}

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from pointcloud_sivae.metrics import auroc
-from pointcloud_sivae.data import load_split
 from pointcloud_sivae.likelihood import fit_obs_std, score_clouds
 from pointcloud_sivae.normalization import EvaluationFrame
 
@@ -36,18 +35,15 @@ def load_ood_set(inf, root: str, category: str, split: str) -> tuple[np.ndarray,
         split: ``train``, ``val``, ``test`` or ``all`` (the three concatenated).
 
     Raises:
-        ValueError: a point count different from the model's (names the prep flag to use).
+        ValueError: fewer points per cloud than the model's (names the prep flag to use).
     """
     splits = ("train", "val", "test") if split == "all" else (split,)
-    parts = [load_split(root, category, s) for s in splits]
+    parts = [inf.split(s, root, category) for s in splits]  # the model's point count, fixed subsets
     parts = [p for p in parts if len(p.ids)]
     if not parts:
         raise ValueError(f"the {split} split of {category} under {root} is empty")
     points = np.concatenate([p.points.numpy() for p in parts])
     ids = [i for p in parts for i in p.ids]
-    if points.shape[1] != inf.num_points:
-        raise ValueError(f"{root}/{category} has {points.shape[1]} points per cloud but the model takes "
-                         f"{inf.num_points}; prepare it with python -m shapenet_prep ... --num-points {inf.num_points}")
     norm = parts[0].manifest["normalization"]
     if norm == inf.normalization:
         return points, ids, f"same normalisation as the model's data ({norm['method']}): used as prepared"

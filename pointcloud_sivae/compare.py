@@ -170,13 +170,11 @@ def train_all(jobs: list[tuple], n_jobs: int = 1) -> dict[tuple, tuple[str, floa
 def score_run(args, run_dir: Path, seed: int, ev_cache: dict) -> dict[str, float]:
     """Metrics of one run's chosen checkpoint on ``args.split`` (raw values); the likelihood
     columns are skipped when ``args.num_importance`` is 0."""
-    from pointcloud_sivae.data import load_split
     from pointcloud_sivae.inference import Inference
     from pointcloud_sivae.likelihood import fit_obs_std, score_clouds
 
     inf = Inference(run_dir / "checkpoints" / f"{args.checkpoint_choice}.pt", args.device)
-    category = inf.config["data"]["category"]
-    test = load_split(inf.data_root, category, getattr(args, "split", "test"))
+    test = inf.split(getattr(args, "split", "test"))
     ref = test.points.numpy()
     norm = test.manifest["normalization"]
     backend = getattr(args, "score_chamfer_backend", "auto")
@@ -193,7 +191,7 @@ def score_run(args, run_dir: Path, seed: int, ev_cache: dict) -> dict[str, float
     out["epoch"] = inf.state["epoch"]
     if args.num_importance == 0:
         return out
-    train_x = load_split(inf.data_root, category, "train").points.to(inf.device)
+    train_x = inf.split("train").points.to(inf.device)
     obs_std = fit_obs_std(inf.model, train_x)
     s = score_clouds(inf.model, test.points.to(inf.device), obs_std=obs_std, num_samples=args.num_importance,
                      seed=seed, chamfer_backend=backend)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,8 @@ class PreparedSplit:
         shift: (M, 3) float32, scale: (M,) float32: per-cloud normalisation
             (``source = points * scale + shift``).
         manifest: the category's manifest.
+        subset: ``None`` when the clouds hold every prepared point; else how the fixed
+            subset of ``num_points`` was drawn (:func:`fixed_subsets`), for result files.
     """
 
     points: torch.Tensor
@@ -38,6 +41,59 @@ class PreparedSplit:
     shift: torch.Tensor
     scale: torch.Tensor
     manifest: dict
+    subset: dict | None = None
+
+
+def shape_rng(seed: int, model_id: str) -> np.random.Generator:
+    """A generator seeded by ``(seed, crc32(model_id))``: a shape's points do not depend on other shapes."""
+    return np.random.default_rng([seed, zlib.crc32(model_id.encode())])
+
+
+SUBSET_RULE = ("per cloud, a uniform random subset without replacement drawn by numpy's default_rng([seed, "
+               "crc32(model id)]).choice(N, M): the same points in every command, whatever else is in the split")
+
+
+def fixed_subsets(points: torch.Tensor, ids: list[str], num_points: int, seed: int) -> torch.Tensor:
+    """The fixed evaluation subset of each cloud: PointFlow's ``te_sample_size`` convention.
+
+    Args:
+        points: (M, N, 3) clouds; ids: their M model ids.
+        num_points: points kept per cloud, ``1 <= num_points <= N``.
+        seed: the run's ``data.subset_seed``.
+
+    Returns:
+        (M, num_points, 3) tensor, the rows chosen by :data:`SUBSET_RULE` (``points`` itself when
+        ``num_points == N``).
+
+    Raises:
+        ValueError: ``num_points`` outside ``[1, N]``.
+    """
+    n = points.shape[1]
+    if not 1 <= num_points <= n:
+        raise ValueError(f"cannot take {num_points} points per cloud from clouds of {n} points")
+    if num_points == n:
+        return points
+    idx = np.stack([shape_rng(seed, i).choice(n, size=num_points, replace=False) for i in ids])
+    return torch.gather(points, 1, torch.from_numpy(idx).to(points.device)[..., None].expand(-1, -1, 3))
+
+
+def random_subsets(points: torch.Tensor, num_points: int, generator: torch.Generator) -> torch.Tensor:
+    """A fresh uniform random subset of ``num_points`` points of every cloud (without replacement):
+    PointFlow's ``tr_sample_size`` convention, drawn anew at every training step.
+
+    Args:
+        points: (B, N, 3) clouds; num_points: ``1 <= num_points <= N``.
+        generator: a CPU generator (the trainer seeds it by seed and step, so a resumed run
+            draws the same subsets).
+
+    Returns:
+        (B, num_points, 3) tensor on ``points``' device.
+    """
+    b, n, _ = points.shape
+    if num_points == n:
+        return points
+    idx = torch.rand(b, n, generator=generator).argsort(dim=1)[:, :num_points].to(points.device)
+    return torch.gather(points, 1, idx[..., None].expand(-1, -1, 3))
 
 
 def category_dir(root: str | Path, category: str) -> Path:
@@ -60,11 +116,18 @@ def load_manifest(root: str | Path, category: str) -> dict:
     return json.loads(path.read_text())
 
 
-def load_split(root: str | Path, category: str, split: str) -> PreparedSplit:
+def load_split(root: str | Path, category: str, split: str, num_points: int | None = None,
+               subset_seed: int = 0, asked_by: str | None = None) -> PreparedSplit:
     """Load one split (``train``, ``val`` or ``test``) of a prepared category.
 
+    Args:
+        num_points: points per cloud wanted (a model's N); fewer than prepared gives every
+            cloud its fixed subset (:func:`fixed_subsets`, seeded by ``subset_seed``). ``None``:
+            all prepared points.
+        asked_by: who wants ``num_points``, for the error when the data has fewer.
+
     Raises:
-        ValueError: unknown category or split name.
+        ValueError: unknown category or split name, or more points wanted than prepared.
         MissingDataError: the category or split file is missing.
     """
     if split not in ("train", "val", "test"):
@@ -82,10 +145,26 @@ def load_split(root: str | Path, category: str, split: str) -> PreparedSplit:
             raise ValueError(f"{path} holds {int(bad.sum())} cloud(s) with NaN or infinite coordinates "
                              f"(e.g. {ids}); the prepared data is damaged: "
                              + PREP_HINT.format(category=manifest["category"], root=root) + " --overwrite")
-        return PreparedSplit(
-            points=torch.from_numpy(points),
-            ids=[str(i) for i in z["ids"]],
-            shift=torch.from_numpy(z["shift"].astype(np.float32)),
-            scale=torch.from_numpy(z["scale"].astype(np.float32)),
-            manifest=manifest,
-        )
+        ids = [str(i) for i in z["ids"]]
+        shift, scale = z["shift"].astype(np.float32), z["scale"].astype(np.float32)
+    subset = None
+    if num_points is not None and num_points != points.shape[1]:
+        check_point_count(num_points, points.shape[1], f"{path.parent}", asked_by)
+        subset = {"num_points": num_points, "of": int(points.shape[1]), "seed": subset_seed, "rule": SUBSET_RULE}
+    pts = torch.from_numpy(points)
+    return PreparedSplit(points=fixed_subsets(pts, ids, num_points, subset_seed) if subset else pts, ids=ids,
+                         shift=torch.from_numpy(shift), scale=torch.from_numpy(scale), manifest=manifest,
+                         subset=subset)
+
+
+def check_point_count(wanted: int, prepared: int, where: str, asked_by: str | None = None) -> None:
+    """Raise a one-line ``ValueError`` when ``wanted`` points per cloud exceed the ``prepared`` count.
+
+    Args:
+        asked_by: who wants them, for the message (default ``--num-points <wanted>``).
+    """
+    if wanted > prepared:
+        asked_by = asked_by or f"--num-points {wanted}"
+        raise ValueError(f"{asked_by} needs {wanted} points per cloud, but the data prepared under {where} has "
+                         f"{prepared}; use at most {prepared}, or prepare the data again with python -m "
+                         f"shapenet_prep ... --num-points {wanted}")

@@ -46,6 +46,25 @@ class Inference:
         self.data_root = data_root or self.config["data"]["data_root"]
         self.frame = EvaluationFrame.of(self.normalization)  # model frame <-> evaluation frame
 
+    def split(self, name: str, root: str | None = None, category: str | None = None):
+        """A prepared split at the model's point count: every cloud's fixed subset when the data
+        has more points (the run's ``data.subset_seed``, as its validation used), else as prepared.
+
+        Args:
+            name: ``train``, ``val`` or ``test``.
+            root, category: another prepared set (default: the run's data).
+
+        Returns:
+            A :class:`~pointcloud_sivae.data.PreparedSplit`; ``subset`` says which points were kept.
+
+        Raises:
+            ValueError: the data has fewer points per cloud than the model outputs.
+            MissingDataError: no prepared data there.
+        """
+        return load_split(root or self.data_root, category or self.config["data"]["category"], name,
+                          num_points=self.num_points, subset_seed=self.config["data"].get("subset_seed", 0),
+                          asked_by=f"the model of {self.checkpoint}")
+
     # model
     @torch.no_grad()
     def encode(self, points: np.ndarray) -> torch.Tensor:
@@ -87,7 +106,7 @@ class Inference:
             return path.stem, self.frame.to_model(pts[None])[0]
         for split in ("train", "val", "test"):
             if spec in self.manifest["splits"].get(split, []):
-                data = load_split(self.data_root, self.config["data"]["category"], split)
+                data = self.split(split)
                 return f"{split}:{spec}", data.points[data.ids.index(spec)].numpy()
         examples = ", ".join(self.manifest["splits"].get("test", [])[:3])
         raise ShapeNotFoundError(

@@ -22,8 +22,9 @@ ENCODERS = ("pointnet", "dgcnn")
 @dataclass
 class ModelConfig:
     z_dim: int = option(128, "latent size Z (dimensions of z)", min=1)
-    num_points: int = option(0, "points per cloud N the decoder outputs; 0 means take it from the prepared data",
-                             min=0)
+    num_points: int = option(0, "points per cloud N the decoder outputs, at most the prepared count (fewer: "
+                             "PointFlow's random subsets, fresh per training step, fixed for val/test); 0 means "
+                             "the prepared count", min=0)
     encoder_channels: tuple[int, ...] = option((64, 128, 256, 256, 512),
                                                "widths of the PointNet per-point 1x1 Conv1d layers", min=1)
     encoder_fc: int = option(256, "width of the Linear layer after max-pooling", min=1)

@@ -17,7 +17,6 @@ import numpy as np
 
 from pointcloud_sivae.cli import base_parser, bounded_int, run
 from pointcloud_sivae.chamfer import resolve_backend
-from pointcloud_sivae.data import load_split
 from pointcloud_sivae.distances import paired_chamfer
 from pointcloud_sivae.inference import Inference, write_clouds
 from pointcloud_sivae.render import ROLE_COLORS, HeadlessRenderer, save_png, side_by_side_offsets
@@ -28,7 +27,7 @@ def reconstruct(args) -> None:
         labels, shapes = zip(*(inf.shape(f, resample=args.resample) for f in args.files))
         model_in = np.stack(shapes)
     else:
-        split = load_split(inf.data_root, inf.config["data"]["category"], args.split)
+        split = inf.split(args.split)
         ids = args.ids or split.ids[: args.limit]
         missing = [i for i in ids if i not in split.ids]
         if missing:

@@ -94,7 +94,7 @@ from pointcloud_sivae.config import (
     set_field,
     upgrade_stored_config,
 )
-from pointcloud_sivae.data import load_split
+from pointcloud_sivae.data import SUBSET_RULE, check_point_count, fixed_subsets, load_split, random_subsets
 from pointcloud_sivae.distances import pairwise_chamfer
 from pointcloud_sivae.distributed import (
     DistContext,
@@ -142,19 +142,16 @@ def _set_requires_grad(module: nn.Module, flag: bool) -> None:
 
 def config_for_data(cfg: RunConfig, data_num_points: int) -> RunConfig:
     """The run's config for prepared data of ``data_num_points`` points: a new object with
-    ``model.num_points`` set from the data (0 means "from the data"); ``cfg`` is unchanged.
+    ``model.num_points`` set (0 means "all prepared points"); ``cfg`` is unchanged. A count
+    below the prepared one trains on PointFlow's random subsets (fresh per cloud per step)
+    and validates on fixed ones.
 
     Raises:
-        ValueError: ``cfg`` asks for another point count than the data has.
+        ValueError: ``cfg`` asks for more points than the data has.
     """
-    if cfg.model.num_points not in (0, data_num_points):
-        raise ValueError(
-            f"mismatched point counts: --num-points {cfg.model.num_points} but the prepared data has "
-            f"{data_num_points} points per cloud; omit --num-points or prepare the data with --num-points "
-            f"{cfg.model.num_points}"
-        )
+    check_point_count(cfg.model.num_points, data_num_points, f"{cfg.data.data_root}/{cfg.data.category}")
     cfg = copy.deepcopy(cfg)
-    cfg.model.num_points = data_num_points
+    cfg.model.num_points = cfg.model.num_points or data_num_points
     return cfg
 
 
@@ -253,13 +250,15 @@ class Trainer:
         self.matrix_backend = resolve_backend(cfg.loss.chamfer_backend, self.device, use="matrix")  # validation
 
         train = load_split(cfg.data.data_root, cfg.data.category, "train")
-        val = load_split(cfg.data.data_root, cfg.data.category, "val")
         self.manifest = train.manifest
         if len(train.ids) < 2:
             raise ValueError(f"the train split has {len(train.ids)} shape(s); at least 2 are needed (BatchNorm)")
         self.cfg = cfg = config_for_data(cfg, self.manifest["num_points"])  # a new object; the given one is kept
-        self.train_points = train.points.to(self.device)
-        self.val_points = val.points.to(self.device)
+        M, seed = cfg.model.num_points, cfg.data.subset_seed
+        val = load_split(cfg.data.data_root, cfg.data.category, "val", num_points=M, subset_seed=seed)
+        self.train_points = train.points.to(self.device)  # every prepared point: steps draw subsets of M
+        self.train_fixed = fixed_subsets(self.train_points, train.ids, M, seed)  # diagnostics on train shapes
+        self.val_points = val.points.to(self.device)  # the fixed subsets of M points
         self.frame = EvaluationFrame.of(self.manifest["normalization"])  # model frame <-> evaluation frame
 
         self.model = SoftIntroVAE(cfg.model).to(self.device)
@@ -443,10 +442,21 @@ class Trainer:
             "chamfer_backend": self.backend,
             "validation_chamfer_backend": self.matrix_backend,
             "processes": self.dist.world_size,
+            "points": self._points_used(),
             "resumed_from": resumed_from,
             "start_epoch": self.epoch,
         })
         info_path.write_text(json.dumps(info, indent=2) + "\n")
+
+    def _points_used(self) -> dict:
+        """How many points each cloud has, and which of them each use takes (for ``run_info.json``)."""
+        M, N = self.cfg.model.num_points, self.manifest["num_points"]
+        if M == N:
+            return {"prepared": N, "model": M, "train": "all", "validation": "all"}
+        return {"prepared": N, "model": M,
+                "train": f"a fresh uniform subset of {M} per cloud per step (generator seeded by seed and step)",
+                "validation": f"a fixed subset of {M} per cloud, seed data.subset_seed = {self.cfg.data.subset_seed}: "
+                              + SUBSET_RULE}
 
     def _drop_metrics_after_checkpoint(self) -> None:
         """On resume: ``metrics.jsonl`` keeps the epochs up to the checkpoint's, which are retrained otherwise."""
@@ -632,6 +642,14 @@ class Trainer:
         perm = torch.randperm(self.train_points.shape[0], generator=g).to(self.device)
         return [b for b in perm.split(self.cfg.optim.batch_size) if len(b) >= max(2, self.dist.world_size)]
 
+    def _batch(self, idx: torch.Tensor) -> torch.Tensor:
+        """The clouds of the global batch ``idx``, (B, M, 3): all prepared points, or (M below the
+        prepared count) a fresh uniform subset of M points of each cloud, drawn for the global
+        batch by a generator seeded by (seed, step), so a resumed run draws the same subsets."""
+        x = self.train_points[idx]
+        g = torch.Generator().manual_seed(self.cfg.train.seed * 1_000_003 + self.global_step + 104729)
+        return random_subsets(x, self.cfg.model.num_points, g)
+
     def method_for_epoch(self, epoch: int) -> str:
         """``"vae"`` for epochs 1..warmup_epochs (1-based), the configured ``loss.method`` after."""
         return "vae" if epoch <= self.cfg.optim.warmup_epochs else self.cfg.loss.method
@@ -671,7 +689,7 @@ class Trainer:
             out = {"val_chamfer": cd, "val_jsd": jsd_between_sets(gen_np, real_np, allow_outside=True)}
             if len(real_np) >= 2:
                 out.update(self._val_generation_metrics(gen_np[: len(real_np)], real_np))
-            mu = torch.cat([self.model.encode(c)[0] for c in self.train_points[:1024].split(256)])
+            mu = torch.cat([self.model.encode(c)[0] for c in self.train_fixed[:1024].split(256)])
             out.update(active_units(mu, self.cfg.model.prior_std))
         finally:
             self.model.train()
@@ -695,7 +713,7 @@ class Trainer:
         return out
 
     def _log_visuals(self, writer) -> None:
-        source = self.val_points if len(self.val_points) else self.train_points
+        source = self.val_points if len(self.val_points) else self.train_fixed
         k = min(self.cfg.train.num_vis, len(source))
         self.model.eval()
         try:
@@ -762,11 +780,15 @@ class Trainer:
         return tqdm(total=remaining, disable=not (self.cfg.train.progress and enabled), unit="step",
                     dynamic_ncols=True)
 
+    def _points_text(self) -> str:
+        M, N = self.cfg.model.num_points, self.manifest["num_points"]
+        return f"{M} points" if M == N else f"{M} of {N} points: a fresh subset per step, a fixed one for val"
+
     def _announce(self) -> None:
         cfg = self.cfg
         if self.epoch == 0:
             print(f"training {cfg.data.category} on {self.device} ({len(self.train_points)} train / "
-                  f"{len(self.val_points)} val shapes, {cfg.model.num_points} points), Chamfer backend "
+                  f"{len(self.val_points)} val shapes, {self._points_text()}), Chamfer backend "
                   f"{self.backend}; {self.dist.world_size} process(es); run folder {self.run_dir}", file=sys.stderr)
         else:
             print(f"resuming {self.run_dir} after epoch {self.epoch} (step {self.global_step})", file=sys.stderr)
@@ -779,7 +801,7 @@ class Trainer:
         t_epoch = time.perf_counter()
         batches = self._batches(epoch)
         for idx in batches:
-            for k, v in self._logged_step(self.train_points[idx], method, epoch, writer, bar).items():
+            for k, v in self._logged_step(self._batch(idx), method, epoch, writer, bar).items():
                 sums[k] = sums.get(k, 0.0) + v
         self.sched_e.step()
         self.sched_d.step()

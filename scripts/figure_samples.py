@@ -16,7 +16,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pointcloud_sivae.data import load_split  # noqa: E402
 from pointcloud_sivae.inference import Inference  # noqa: E402
 from pointcloud_sivae.render import render_grid, save_png  # noqa: E402
 
@@ -35,7 +34,7 @@ def main(argv=None) -> int:
         name, _, path = item.partition("=")
         inf = Inference(path, "cpu")
         if not rows:
-            real = load_split(inf.data_root, inf.config["data"]["category"], args.split).points[: args.num].numpy()
+            real = inf.split(args.split).points[: args.num].numpy()
             rows.append(inf.frame.to_evaluation(real))
             titles.append(f"real ({args.split})")
         rows.append(inf.frame.to_evaluation(inf.decode(inf.prior(args.num, args.seed))))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import warnings
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from pointcloud_sivae.data import shape_rng  # noqa: F401 (the readers take it from here)
 from shapenet_prep.errors import MalformedShapeError
 
 
@@ -33,11 +33,6 @@ class Sampling:
     seed: int = 0
     method: str = "uniform"  # meshes: "uniform" (area-weighted) or "poisson"
     normals: bool = False
-
-
-def shape_rng(seed: int, model_id: str) -> np.random.Generator:
-    """A generator seeded by ``(seed, crc32(model_id))``: a shape's points do not depend on other shapes."""
-    return np.random.default_rng([seed, zlib.crc32(model_id.encode())])
 
 
 def subsample(points: np.ndarray, num_points: int, seed: int, model_id: str, path=None,

@@ -57,7 +57,9 @@ def test_ood_command_refuses_a_different_point_count(trained_run, tmp_path, caps
                                     progress=False))
     assert eval_main(["ood", "--checkpoint", str(trained_run), "--ood-data", str(tmp_path),
                       "--ood-category", "bench", "--device", "cpu", "--out-dir", str(tmp_path / "o")]) == 2
-    assert "has 128 points per cloud but the model takes 256; prepare it with" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "the model of" in err and "needs 256 points per cloud, but the data prepared under" in err
+    assert "has 128; use at most 128, or prepare the data again with" in err
 
 
 def test_compare_command_trains_scores_and_reuses(airplanes_256, tmp_path, capsys):

@@ -94,7 +94,7 @@ def test_torchrun_resumes_bit_exact_and_across_process_counts(airplanes_256, tmp
     shutil.copytree(tmp_path / "cut", tmp_path / "down")  # the same epoch-1 checkpoint, resumed by 1 process
     _run(["--resume", str(tmp_path / "cut"), "--epochs", "2", "--progress", "false"], nproc=2)
     assert _without_times(_records(tmp_path / "cut")) == _without_times(_records(tmp_path / "two"))
-    (ref, ref_w), (got, got_w) = _weights(tmp_path / "two"), _weights(tmp_path / "cut")
+    (ref, ref_w), (_, got_w) = _weights(tmp_path / "two"), _weights(tmp_path / "cut")
     assert ref_w.keys() == got_w.keys() and all(torch.equal(ref_w[k], got_w[k]) for k in ref_w)
 
     # 2 processes for epoch 1, then 1 process for epoch 2; and 1 process, then 2

@@ -94,3 +94,27 @@ def test_command_errors(tmp_path, capsys):
     (tmp_path / "x.txt").write_text("1")
     assert eval_main(["sets", "--sample", str(tmp_path / "x.txt"), "--reference", str(tmp_path / "x.txt")]) == 2
     assert "expected a .npy or .npz" in capsys.readouterr().err
+
+
+def test_a_model_of_fewer_points_is_scored_on_the_runs_fixed_subsets(airplanes_256, tmp_path):
+    """A 64-point model trained on 256-point data: every command takes the same fixed, seeded subset
+    of each reference cloud (PointFlow's te_sample_size), recorded in the result."""
+    from pointcloud_sivae.data import fixed_subsets, load_split
+    from pointcloud_sivae.inference import Inference
+    from pointcloud_sivae.train import Trainer
+
+    from .conftest import tiny_config
+
+    cfg = tiny_config(airplanes_256, tmp_path, "m64", epochs=1)
+    cfg.model.num_points, cfg.data.subset_seed = 64, 3
+    Trainer.new_run(cfg).fit()
+    run = tmp_path / "m64"
+    out = tmp_path / "rec.json"
+    assert eval_main(["reconstruction", "--checkpoint", str(run), "--split", "test", "--emd", "none",
+                      "--device", "cpu", "--out", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["num_points"] == 64 and r["point_subset"]["of"] == 256 and r["point_subset"]["seed"] == 3
+    test = load_split(airplanes_256, "airplane", "test")
+    expected = fixed_subsets(test.points, test.ids, 64, seed=3)
+    got = Inference(run, "cpu").split("test")
+    assert got.ids == test.ids and np.array_equal(got.points.numpy(), expected.numpy())

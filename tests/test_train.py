@@ -187,11 +187,47 @@ def test_cuda_requested_but_absent():
     assert select_device("auto") == torch.device("cpu")
 
 
-def test_mismatched_point_counts(airplanes_256, tmp_path):
-    cfg = tiny_config(airplanes_256, tmp_path, "pts")
-    cfg.model.num_points = 2048
-    with pytest.raises(ValueError, match="mismatched point counts: --num-points 2048 .* 256 points"):
-        Trainer.new_run(cfg)
+def test_more_points_than_prepared_is_a_one_line_error(airplanes_256, tmp_path, capsys):
+    argv = ["--data-root", str(airplanes_256), "--out-dir", str(tmp_path), "--num-points", "512", "--device", "cpu"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--num-points 512 needs 512 points per cloud, but the data prepared under" in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_fewer_points_train_on_fresh_subsets_and_validate_on_fixed_ones(airplanes_256, tmp_path):
+    """PointFlow's convention: M < N prepared points gives a new random subset of every cloud at
+    every step, and one fixed, seeded subset per val/test cloud; a resumed run is bit-exact."""
+    from pointcloud_sivae.data import fixed_subsets, load_split
+
+    cfg = tiny_config(airplanes_256, tmp_path, "full", epochs=2)
+    cfg.model.num_points = 64
+    full = Trainer.new_run(cfg)
+    idx = full._batches(1)[0]
+    first, again = full._batch(idx), full._batch(idx)
+    full.global_step += 1
+    second = full._batch(idx)
+    full.global_step -= 1
+    assert first.shape == (len(idx), 64, 3) and torch.equal(first, again) and not torch.equal(first, second)
+    dense = full.train_points[idx]  # every subset point is one of the cloud's prepared points
+    assert (first[:, :, None, :] == dense[:, None, :, :]).all(-1).any(-1).all()
+
+    val = load_split(airplanes_256, "airplane", "val")
+    assert full.val_points.shape[1] == 64
+    torch.testing.assert_close(full.val_points, fixed_subsets(val.points, val.ids, 64, seed=0), rtol=0, atol=0)
+    later = fixed_subsets(val.points[3:], val.ids[3:], 64, seed=0)  # a cloud's subset ignores the other clouds
+    torch.testing.assert_close(later, full.val_points[3:], rtol=0, atol=0)
+    info = json.loads((tmp_path / "full" / "run_info.json").read_text())["sessions"][0]["points"]
+    assert info["prepared"] == 256 and info["model"] == 64 and "fixed subset" in info["validation"]
+
+    history = full.fit()
+    cut_cfg = tiny_config(airplanes_256, tmp_path, "cut", epochs=1)
+    cut_cfg.model.num_points = 64
+    Trainer.new_run(cut_cfg).fit()
+    resumed = Trainer.resume(tmp_path / "cut", {"epochs": 2}).fit()
+    assert resumed == [h for h in history if h["epoch"] == 2]  # bitwise-identical losses
+    state = load_checkpoint(tmp_path / "cut")
+    assert state["config"]["model"]["num_points"] == 64 and state["manifest"]["num_points"] == 256
 
 
 def test_incompatible_checkpoints(airplanes_256, tmp_path):
