@@ -24,11 +24,22 @@ from pathlib import Path
 import numpy as np
 
 from pointcloud_sivae.checkpoint import CheckpointError, error_detail, run_dir_of
-from pointcloud_sivae.cli import bounded_int
+from pointcloud_sivae.cli import (
+    SPLITS,
+    add_chamfer_backend,
+    add_checkpoint,
+    add_device,
+    add_emd,
+    add_num_importance,
+    add_progress,
+    add_protocol,
+    add_run_data_root,
+    add_verbose,
+    bounded_int,
+)
 from pointcloud_sivae.data import load_manifest
 from pointcloud_sivae.evaluation import DISPLAY, GenerationEvaluator, format_table, reconstruction_metrics, summarize
 from pointcloud_sivae.inference import Inference
-from pointcloud_sivae.protocols import PROTOCOLS
 from pointcloud_sivae.runtime import provenance, select_device, write_json
 
 DISPLAY_SCALE = {k: unit or "x1" for k, (_, unit) in DISPLAY.items()}
@@ -36,43 +47,43 @@ VALUES_ARE = ("raw: Chamfer distance squared L2 and EMD Euclidean, both mean ove
               "frame; COV and 1-NNA as fractions in [0, 1]; JSD base-2 in [0, 1]")
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--protocol", choices=PROTOCOLS, default="pointflow",
-                   help="frame the metrics are computed in: pointflow (de-normalised source frame), norm_box "
-                        "(each cloud in [-1, 1]^3, DPM/LION), none (the model frame) (default: pointflow)")
-    p.add_argument("--emd", choices=("approx", "exact", "none"), default="approx",
-                   help="EMD implementation, or none for Chamfer metrics and JSD only (default: approx)")
-    p.add_argument("--chamfer-backend", default="auto", choices=("auto", "numba", "torch", "keops"),
-                   help="distance-matrix backend: auto (numba on CPU, torch on CUDA) (default: auto)")
+def _metric_options(p: argparse.ArgumentParser, out_default: str) -> None:
+    """The options of every command that computes the metric table."""
+    add_protocol(p)
+    add_emd(p)
+    add_chamfer_backend(p, "the distance matrices")
     p.add_argument("--emd-backend", default="auto", choices=("auto", "numba", "torch"),
                    help="approxmatch backend: auto (numba on CPU, batched torch on CUDA) (default: auto)")
     p.add_argument("--jsd-allow-outside", action="store_true",
                    help="compute JSD even when more than 1%% of the points of a set lie outside the grid's ball of "
                         "radius 0.5 (they count at their nearest cell); without it that is an error")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("--out", type=Path, help="output JSON file (default: beside the checkpoint)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_device(p)
+    p.add_argument("--out", type=Path, help=f"output JSON file (default: {out_default})")
+    add_progress(p, True)
+    add_verbose(p, subcommand=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pointcloud_sivae.compare import COMPARE_HELP, add_compare_options
+    from pointcloud_sivae.sweep import SWEEP_HELP, add_sweep_options
+
     p = argparse.ArgumentParser(prog="python -m eval", description=__doc__.splitlines()[0])
-    p.add_argument("--verbose", action="store_true", help="print the underlying details of an error")
+    add_verbose(p)
     sub = p.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generation", help="MMD, COV, 1-NNA (CD, EMD) and JSD of prior samples vs a split")
-    g.add_argument("--checkpoint", required=True, help="run folder or .pt file")
-    g.add_argument("--split", default="test", choices=("train", "val", "test"),
-                   help="reference split R (default: test)")
-    g.add_argument("--data-root", help="prepared data root (default: the one the run trained on)")
+    add_checkpoint(g)
+    g.add_argument("--split", default="test", choices=SPLITS, help="reference split R (default: test)")
+    add_run_data_root(g)
     g.add_argument("--num-samples", type=bounded_int(1), help="|S|, >= 1 (default |R|, the PointFlow protocol)")
     g.add_argument("--seeds", type=bounded_int(0), nargs="+", default=[0],
-                   help="prior-sample seeds; the table gives mean and std over them (default: 0)")
-    _common(g)
+                   help="prior-sample seeds, >= 0; the table gives mean and std over them (default: 0)")
+    _metric_options(g, "<run>/eval/generation_<split>_<protocol>.json")
     r = sub.add_parser("reconstruction", help="CD and EMD between a split and its reconstructions")
-    r.add_argument("--checkpoint", required=True, help="run folder or .pt file")
-    r.add_argument("--split", default="test", choices=("train", "val", "test"),
+    add_checkpoint(r)
+    r.add_argument("--split", default="test", choices=SPLITS,
                    help="split reconstructed from its posterior means (default: test)")
-    r.add_argument("--data-root", help="prepared data root (default: the one the run trained on)")
-    _common(r)
+    add_run_data_root(r)
+    _metric_options(r, "<run>/eval/reconstruction_<split>_<protocol>.json")
     s = sub.add_parser("sets", help="the generation table for two sets of clouds given as files")
     s.add_argument("--sample", type=Path, required=True, help=".npy (M, N, 3) or .npz with 'points'")
     s.add_argument("--reference", type=Path, required=True, help="reference set R, same formats as --sample")
@@ -80,33 +91,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the frame both files are in: none (PointFlow's frame, shapes within the unit cube), "
                         "unit_sphere (radius 1) or bbox ([-1, 1]^3); JSD scales the latter two by 0.5 "
                         "(default: none)")
-    _common(s)
+    _metric_options(s, "eval_results/sets_<sample>_vs_<reference>.json")
     o = sub.add_parser("ood", help="likelihood scores of a split and another prepared set; AUROC per score")
-    o.add_argument("--checkpoint", required=True, help="run folder or .pt file")
-    o.add_argument("--in-split", default="test", choices=("train", "val", "test"),
-                   help="in-distribution split of the model's own data")
-    o.add_argument("--data-root", help="the model's prepared data root (default: the one it trained on)")
+    add_checkpoint(o)
+    o.add_argument("--in-split", default="test", choices=SPLITS,
+                   help="in-distribution split of the model's own data (default: test)")
+    add_run_data_root(o)
     o.add_argument("--ood-data", required=True, help="prepared data root of the other set")
     o.add_argument("--ood-category", required=True, help="category name or synset under --ood-data")
-    o.add_argument("--ood-split", default="all", choices=("all", "train", "val", "test"),
+    o.add_argument("--ood-split", default="all", choices=("all", *SPLITS),
                    help="split(s) of the other set that are scored (default: all)")
-    o.add_argument("--num-samples", type=bounded_int(1), default=64,
-                   help="K importance samples per shape, >= 1 (default: 64)")
+    add_num_importance(o, 64, low=1)
     o.add_argument("--obs-std", default="auto",
-                   help="sigma of the Gaussian-mixture observation model (model frame), or auto: "
-                        "maximum likelihood on the training split")
-    o.add_argument("--seed", type=bounded_int(0), default=0, help="seed of the importance samples (default: 0)")
-    o.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
-    o.add_argument("--chamfer-backend", default="auto", choices=("auto", "numba", "torch", "keops", "pytorch3d"),
-                   help="of the reconstruction Chamfer score: auto (numba on CPU, KeOps/pytorch3d/torch on CUDA) "
-                        "(default: auto)")
-    o.add_argument("--out-dir", type=Path, help="folder for ood.json and ood_histograms.png "
-                                                "(default <run>/eval/ood_<category>)")
-    from pointcloud_sivae.compare import add_compare_parser
-    from pointcloud_sivae.sweep import add_sweep_parser
-
-    add_compare_parser(sub)
-    add_sweep_parser(sub)
+                   help="sigma of the Gaussian-mixture observation model (model frame), > 0, or auto: "
+                        "maximum likelihood on the training split (default: auto)")
+    o.add_argument("--seed", type=bounded_int(0), default=0, help="seed of the importance samples, >= 0 (default: 0)")
+    add_device(o)
+    add_chamfer_backend(o, "the reconstruction Chamfer score")
+    o.add_argument("--out", type=Path, help="folder for ood.json and ood_histograms.png "
+                                            "(default: <run>/eval/ood_<category>)")
+    add_verbose(o, subcommand=True)
+    add_compare_options(sub.add_parser("compare", help=COMPARE_HELP + " (python -m pointcloud_sivae.compare)"))
+    add_sweep_options(sub.add_parser("sweep", help=SWEEP_HELP + " (python -m pointcloud_sivae.sweep)"))
     return p
 
 
@@ -146,7 +152,7 @@ def run_generation(args) -> dict:
     n_s = args.num_samples or len(ref)
     ev = GenerationEvaluator(ref, split.manifest["normalization"], protocol=args.protocol, emd=args.emd,
                              chamfer_backend=args.chamfer_backend, emd_backend=args.emd_backend, device=inf.device,
-                             progress=not args.no_progress, jsd_allow_outside=args.jsd_allow_outside)
+                             progress=args.progress, jsd_allow_outside=args.jsd_allow_outside)
     per_seed = []
     for seed in args.seeds:
         metrics = ev(inf.decode(inf.prior(n_s, seed)))
@@ -198,7 +204,7 @@ def run_sets(args) -> dict:
     normalization = {"method": args.input_normalization}  # the files' frame; JSD maps it to PointFlow's
     ev = GenerationEvaluator(ref, normalization, protocol=args.protocol, emd=args.emd,
                              chamfer_backend=args.chamfer_backend, emd_backend=args.emd_backend,
-                             device=select_device(args.device), progress=not args.no_progress,
+                             device=select_device(args.device), progress=args.progress,
                              jsd_allow_outside=args.jsd_allow_outside)
     metrics = ev(sample)
     summary = summarize([metrics])
@@ -225,16 +231,16 @@ def run_ood(args) -> dict:
     ood_name = load_manifest(args.ood_data, args.ood_category)["category"]
     obs_std, obs_how = resolve_obs_std(inf, args.obs_std, inf.split("train").points.numpy())
     print(f"observation model: Gaussian mixture, sigma {obs_std:.5g} ({obs_how}); {frame_note}", file=sys.stderr)
-    kw = {"obs_std": obs_std, "num_samples": args.num_samples, "seed": args.seed,
+    kw = {"obs_std": obs_std, "num_samples": args.num_importance, "seed": args.seed,
           "chamfer_backend": args.chamfer_backend}
     s_in = score_set(inf, in_split.points.numpy(), **kw)
     s_out = score_set(inf, ood_points, **kw)
     results = aurocs(s_in, s_out)
     names = (f"{category} {args.in_split}", f"{ood_name} {args.ood_split}")
-    out_dir = args.out_dir or run_dir / "eval" / f"ood_{ood_name}"
+    out_dir = args.out or run_dir / "eval" / f"ood_{ood_name}"
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_histograms(s_in, s_out, results, names, out_dir / "ood_histograms.png")
-    lines = [f"OOD: {names[0]} (n={len(in_split.ids)}) vs {names[1]} (n={len(ood_ids)}), K={args.num_samples}",
+    lines = [f"OOD: {names[0]} (n={len(in_split.ids)}) vs {names[1]} (n={len(ood_ids)}), K={args.num_importance}",
              f"{'score':<12} {'mean in':>12} {'mean OOD':>12} {'AUROC':>7}  anomalous when", "-" * 62]
     for k, (_, sign) in SCORES.items():
         lines.append(f"{k:<12} {s_in[k].mean():>12.5g} {s_out[k].mean():>12.5g} {results[k]:>7.3f}  "
@@ -248,7 +254,7 @@ def run_ood(args) -> dict:
                       "num_shapes": len(ood_ids), "frame": frame_note},
               "observation_model": {"kind": "isotropic Gaussian mixture centred at the decoded points, "
                                             "points i.i.d.", "obs_std": obs_std, "obs_std_from": obs_how},
-              "num_importance_samples": args.num_samples, "seed": args.seed,
+              "num_importance_samples": args.num_importance, "seed": args.seed,
               "score_directions": {k: ("low" if sign < 0 else "high") + " = anomalous" for k, (_, sign) in
                                    SCORES.items()},
               "auroc": results,

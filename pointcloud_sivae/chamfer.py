@@ -26,6 +26,7 @@ import warnings
 import torch
 
 BACKENDS = ("torch", "numba", "keops", "pytorch3d")
+CHOICES = ("auto", *BACKENDS)  # what every --chamfer-backend accepts
 DEFAULT_MAX_ELEMENTS = 2**25  # squared distances held at once by the torch backend (128 MiB fp32)
 
 

@@ -1,37 +1,132 @@
-"""Shared command-line pieces of the inference commands (sample, reconstruct, interpolate)."""
+"""The command-line vocabulary shared by every command: one definition per option.
+
+An option that means one thing is defined here once and spelled the same in every
+command (``--checkpoint``, ``--device``, ``--chamfer-backend``, ``--progress``,
+``--verbose``, ``--protocol``, ``--emd``...); each command adds what is its own.
+``tests/test_cli_help.py`` checks that every ``--help`` usage line runs as printed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from pointcloud_sivae.checkpoint import CheckpointError, error_detail
+from pointcloud_sivae.chamfer import CHOICES as CHAMFER_CHOICES
 from pointcloud_sivae.render import RenderError
 
+SPLITS = ("train", "val", "test")
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
-def bounded_int(low: int):
-    """An argparse ``type`` for integers ``>= low``: a smaller value is a usage error naming the bound."""
+
+def bounded_int(low: int, high: int | None = None):
+    """An argparse ``type`` for integers in ``[low, high]``: another value is a usage error naming the range."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be >= {low}" + (f" and <= {high}" if high is not None else "")
+                                             + f", got {value}")
         return value
 
     parse.__name__ = f"integer >= {low}"
     return parse
 
 
-def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=description)
-    p.add_argument("--checkpoint", required=True, help="run folder (runs/<run>, its last.pt) or a checkpoint .pt")
-    p.add_argument("--out", required=True, help="output folder (created)")
+def bounded_float(low: float, high: float | None = None, *, open_low: bool = False):
+    """An argparse ``type`` for finite numbers in ``[low, high]`` (``(low, high]`` with ``open_low``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        too_low = value <= low if open_low else value < low
+        if not math.isfinite(value) or too_low or (high is not None and value > high):
+            rng = f"{'>' if open_low else '>='} {low:g}" + (f" and <= {high:g}" if high is not None else "")
+            raise argparse.ArgumentTypeError(f"must be {rng}, got {text}")
+        return value
+
+    parse.__name__ = f"number >= {low:g}"
+    return parse
+
+
+def parse_bool(text: str) -> bool:
+    """``true``/``false`` (also 1/0, yes/no, on/off) for argparse."""
+    if text.lower() in TRUE:
+        return True
+    if text.lower() in FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+parse_bool.__name__ = "true or false"
+
+
+def add_checkpoint(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True,
+                   help="run folder (runs/<run>: its checkpoints/last.pt) or a checkpoint .pt file")
+
+
+def add_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("--data-root", help="prepared data root for dataset ids (default: the run's)")
-    p.add_argument("--verbose", action="store_true", help="print the underlying details of an error")
+
+
+def add_run_data_root(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", help="prepared data root of the run's category (default: the one it trained on)")
+
+
+def add_chamfer_backend(p: argparse.ArgumentParser, what: str) -> None:
+    """``--chamfer-backend``: which nearest-neighbour search computes ``what``."""
+    p.add_argument("--chamfer-backend", default="auto", choices=CHAMFER_CHOICES,
+                   help=f"nearest-neighbour search of {what}: auto (numba on CPU; on CUDA KeOps, pytorch3d, then "
+                        "torch for losses, torch for matrices) (default: auto)")
+
+
+def add_progress(p: argparse.ArgumentParser, default: bool) -> None:
+    p.add_argument("--progress", type=parse_bool, default=default, metavar="{true,false}",
+                   help=f"tqdm progress bars (default: {str(default).lower()})")
+
+
+def add_verbose(p: argparse.ArgumentParser, *, subcommand: bool = False) -> None:
+    """``--verbose``; on a subcommand its default is suppressed so that the flag given before the
+    subcommand is not reset by the subcommand's default."""
+    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS if subcommand else False,
+                   help="print the underlying details of an error")
+
+
+def add_protocol(p: argparse.ArgumentParser, default: str = "pointflow") -> None:
+    from pointcloud_sivae.protocols import PROTOCOLS
+
+    p.add_argument("--protocol", choices=PROTOCOLS, default=default,
+                   help="frame the metrics are computed in: pointflow (de-normalised source frame), norm_box "
+                        f"(each cloud in [-1, 1]^3, DPM/LION), none (the model frame) (default: {default})")
+
+
+def add_emd(p: argparse.ArgumentParser, default: str = "approx") -> None:
+    p.add_argument("--emd", choices=("approx", "exact", "none"), default=default,
+                   help="EMD: approx (PointFlow's approxmatch), exact (Hungarian), or none for Chamfer metrics and "
+                        f"JSD only (default: {default})")
+
+
+def add_num_importance(p: argparse.ArgumentParser, default: int, low: int = 0) -> None:
+    p.add_argument("--num-importance", type=bounded_int(low), default=default,
+                   help=f"K importance samples per shape for log p(x), >= {low}"
+                        + (" (0 skips the likelihood columns)" if low == 0 else "") + f" (default: {default})")
+
+
+def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The options of the checkpoint-driven commands (sample, reconstruct, interpolate)."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    add_checkpoint(p)
+    p.add_argument("--out", required=True, help="output folder (created)")
+    add_device(p)
+    add_run_data_root(p)
+    add_verbose(p)
     return p
 
 
@@ -48,11 +143,3 @@ def run(fn, args) -> int:
         print(f"error: cannot write {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     return 0
-
-
-def run_subcommand(name: str, add_parser, fn, argv: list[str] | None = None) -> int:
-    """``python -m pointcloud_sivae.<name>``: the parser that ``add_parser`` adds to a subcommand
-    table (the one ``python -m eval <name>`` uses too), parsed and run with :func:`run`."""
-    p = argparse.ArgumentParser(prog="python -m pointcloud_sivae")
-    add_parser(p.add_subparsers(dest="command", required=True))
-    return run(fn, p.parse_args([name, *(sys.argv[1:] if argv is None else argv)]))

@@ -23,9 +23,17 @@ from pathlib import Path
 
 import torch
 
-from pointcloud_sivae.cli import bounded_int
+from pointcloud_sivae.cli import (
+    CHAMFER_CHOICES,
+    add_device,
+    add_emd,
+    add_num_importance,
+    add_progress,
+    add_protocol,
+    add_verbose,
+    bounded_int,
+)
 from pointcloud_sivae.evaluation import DISPLAY, GenerationEvaluator, reconstruction_metrics, summarize
-from pointcloud_sivae.protocols import PROTOCOLS
 from pointcloud_sivae.runtime import provenance, write_json
 
 # metric -> (direction, display scale, unit). direction: "min", "max", or "half" (closest to 50 %).
@@ -54,27 +62,36 @@ def add_training_options(c) -> None:
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="training config field for every run, e.g. --set beta_rec=640, or for one method's runs, "
                         "e.g. --set vae:beta_kl=2 (repeatable)")
-    c.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
-    c.add_argument("--progress", action="store_true", help="show training progress bars")
+    add_device(c)
+    add_progress(c, False)
     c.add_argument("--jobs", type=bounded_int(1), default=1,
-                   help="runs trained at once (worker processes, 1 thread each) (default: 1)")
+                   help="runs trained at once (worker processes, 1 thread each), >= 1 (default: 1)")
+    add_verbose(c, subcommand=True)
 
 
-def add_compare_parser(sub) -> None:
-    c = sub.add_parser("compare", help="train soft-intro / vae / intro with one budget and seeds, tabulate")
+COMPARE_HELP = "train soft-intro / vae / intro with one budget and seeds, score each, tabulate"
+
+
+def build_parser():
+    """``python -m pointcloud_sivae.compare``'s own parser (``python -m eval compare`` adds the same options)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m pointcloud_sivae.compare", description=COMPARE_HELP)
+    add_compare_options(p)
+    return p
+
+
+def add_compare_options(c) -> None:
     c.add_argument("--out", type=Path, required=True, help="output folder (runs, comparison.md/.json)")
     c.add_argument("--methods", nargs="+", default=["soft-intro", "vae", "intro"],
                    help="methods to train: soft-intro, vae, intro (default: all three)")
     add_training_options(c)
     c.add_argument("--checkpoint-choice", choices=("best", "last"), default="best",
                    help="best: lowest validation JSD (default); last: the final epoch")
-    c.add_argument("--protocol", choices=PROTOCOLS, default="pointflow",
-                   help="metric frame: pointflow, norm_box or none (see python -m eval generation -h)")
-    c.add_argument("--emd", choices=("approx", "exact", "none"), default="approx",
-                   help="EMD implementation, or none for Chamfer metrics and JSD only (default: approx)")
-    c.add_argument("--num-importance", type=bounded_int(0), default=16,
-                   help="K importance samples for log p(x); 0 skips the likelihood columns (default: 16)")
-    c.add_argument("--score-chamfer-backend", default="auto", choices=("auto", "numba", "torch", "keops", "pytorch3d"),
+    add_protocol(c)
+    add_emd(c)
+    add_num_importance(c, 16)
+    c.add_argument("--score-chamfer-backend", default="auto", choices=CHAMFER_CHOICES,
                    help="Chamfer backend of the scoring (matrices, reconstruction, likelihood); training uses "
                         "--set chamfer_backend=... (default: auto)")
     c.add_argument("--split", choices=("test", "val"), default="test",
@@ -319,9 +336,9 @@ def run_compare(args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pointcloud_sivae.cli import run_subcommand
+    from pointcloud_sivae.cli import run
 
-    return run_subcommand("compare", add_compare_parser, run_compare, argv)
+    return run(run_compare, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pointcloud_sivae.categories import dataset_category
+from pointcloud_sivae.chamfer import CHOICES as CHAMFER_CHOICES
 from pointcloud_sivae.fields import check_value, option
 from pointcloud_sivae.model import ModelConfig
 
 
 METHODS = ("soft-intro", "vae", "intro")
-CHAMFER_BACKENDS = ("auto", "numba", "torch", "keops", "pytorch3d")
 
 
 @dataclass
@@ -44,7 +44,7 @@ class LossConfig:
     intro_alpha: float = option(0.25, "IntroVAE weight of the adversarial KL terms", min=0)
     intro_beta: float = option(20.0, "IntroVAE weight of the reconstruction term (KL(x) has weight 1)", min=0)
     chamfer_backend: str = option("auto", "nearest-neighbour search of the training Chamfer distance: auto (numba "
-                                  "on CPU; KeOps, pytorch3d, then torch on GPU)", choices=CHAMFER_BACKENDS)
+                                  "on CPU; KeOps, pytorch3d, then torch on GPU)", choices=CHAMFER_CHOICES)
 
 
 @dataclass
@@ -97,7 +97,7 @@ SECTIONS: dict[str, type] = {
 }
 
 # Flags that may differ on --resume; all others must match the checkpoint.
-RESUMABLE_OVERRIDES = {"epochs", "device", "val_every", "vis_every", "log_every", "progress", "out_dir", "amp", "compile",
+RESUMABLE_OVERRIDES = {"epochs", "device", "val_every", "vis_every", "log_every", "progress", "amp", "compile",
                        "health_epochs"}
 
 # Config fields added after runs were saved without them, and the value that keeps such a

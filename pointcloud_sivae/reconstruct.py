@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pointcloud_sivae.cli import base_parser, bounded_int, run
+from pointcloud_sivae.cli import SPLITS, add_chamfer_backend, base_parser, bounded_int, run
 from pointcloud_sivae.chamfer import resolve_backend
 from pointcloud_sivae.distances import paired_chamfer
 from pointcloud_sivae.inference import Inference, write_clouds
@@ -55,7 +55,7 @@ def reconstruct(args) -> None:
 
 def build_parser():
     p = base_parser("python -m pointcloud_sivae.reconstruct", "Reconstruct shapes with a trained checkpoint.")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"),
+    p.add_argument("--split", default="test", choices=SPLITS,
                    help="split whose shapes are reconstructed (default: test)")
     p.add_argument("--ids", nargs="+", help="model ids in the split (default: the first --limit)")
     p.add_argument("--limit", type=bounded_int(1), default=8, help="shapes to reconstruct without --ids, >= 1 "
@@ -63,8 +63,7 @@ def build_parser():
     p.add_argument("--files", nargs="+", help="point-cloud files (.ply .npy .xyz .txt) in source units")
     p.add_argument("--resample", action="store_true", help="subsample files with more points than the model's N")
     p.add_argument("--no-render", action="store_true", help="skip pairs.png (no open3d needed)")
-    p.add_argument("--chamfer-backend", default="auto", choices=("auto", "numba", "torch", "keops", "pytorch3d"),
-                   help="of the per-shape Chamfer distance: auto (numba on CPU, torch on CUDA) (default: auto)")
+    add_chamfer_backend(p, "the per-shape Chamfer distance")
     return p
 
 

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 
-from pointcloud_sivae.cli import bounded_int
+from pointcloud_sivae.cli import add_emd, add_num_importance, add_protocol
 from pointcloud_sivae.compare import (
     COLUMNS,
     DIRECTION_TEXT,
@@ -39,12 +39,22 @@ from pointcloud_sivae.compare import (
     train_all,
 )
 from pointcloud_sivae.evaluation import summarize
-from pointcloud_sivae.protocols import PROTOCOLS
 from pointcloud_sivae.runtime import provenance, write_json
 
 
-def add_sweep_parser(sub) -> None:
-    c = sub.add_parser("sweep", help="train a grid of settings x seeds, score each on the val split, tabulate")
+SWEEP_HELP = "train a grid of settings x seeds, score each on the val split, tabulate"
+
+
+def build_parser():
+    """``python -m pointcloud_sivae.sweep``'s own parser (``python -m eval sweep`` adds the same options)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m pointcloud_sivae.sweep", description=SWEEP_HELP)
+    add_sweep_options(p)
+    return p
+
+
+def add_sweep_options(c) -> None:
     c.add_argument("--out", type=Path, required=True, help="output folder (cells/, sweep.md, sweep.json)")
     c.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                    help="a training config field and its values (repeatable; cells are the product)")
@@ -53,12 +63,9 @@ def add_sweep_parser(sub) -> None:
     add_training_options(c)
     c.add_argument("--checkpoint-choice", choices=("best", "last"), default="last",
                    help="last: the final epoch (default); best: lowest validation JSD")
-    c.add_argument("--protocol", choices=PROTOCOLS, default="none",
-                   help="metric frame: pointflow, norm_box or none (default: none, the model frame)")
-    c.add_argument("--emd", choices=("approx", "exact", "none"), default="none",
-                   help="EMD implementation, or none (default: none, Chamfer metrics and JSD only)")
-    c.add_argument("--num-importance", type=bounded_int(0), default=0,
-                   help="K importance samples for log p(x); 0 skips it (default: 0)")
+    add_protocol(c, "none")
+    add_emd(c, "none")
+    add_num_importance(c, 0)
     c.add_argument("--select", choices=sorted(k for k in COLUMNS if k != "train-time"), default="1-NNA-CD",
                    help="val metric that chooses the cell")
 
@@ -184,9 +191,9 @@ def to_markdown(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pointcloud_sivae.cli import run_subcommand
+    from pointcloud_sivae.cli import run
 
-    return run_subcommand("sweep", add_sweep_parser, run_sweep, argv)
+    return run(run_sweep, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -887,6 +887,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.config or args.preset:
                 raise CheckpointError("--config and --preset cannot be combined with --resume: a resumed run "
                                       "keeps its config")
+            placed = [f"--{k.replace('_', '-')}" for k in ("out_dir", "run_name") if k in flags]
+            if placed:
+                raise CheckpointError(f"{' and '.join(placed)} cannot be combined with --resume: a resumed run stays "
+                                      f"in its folder ({args.resume}); to continue it elsewhere, copy that folder "
+                                      "and resume the copy")
             trainer = Trainer.resume(args.resume, flags, dist_ctx=ctx)
         else:
             trainer = Trainer.new_run(resolve_config(args.config, flags, args.preset), dist_ctx=ctx)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pointcloud_sivae.cli import run
+from pointcloud_sivae.cli import add_verbose, bounded_float, run
 from pointcloud_sivae.render import (
     ROLE_COLORS,
     HeadlessRenderer,
@@ -164,7 +164,9 @@ def build_parser():
     p.add_argument("path", help="folder (or .npz) written by interpolate, sample or reconstruct")
     p.add_argument("--headless", action="store_true", help="render PNG frames instead of opening a window")
     p.add_argument("--out", help="folder for --headless frames")
-    p.add_argument("--fps", type=float, default=6.0, help="playback speed, frames per second (default: 6)")
+    p.add_argument("--fps", type=bounded_float(0, 120, open_low=True), default=6.0,
+                   help="playback speed, frames per second, > 0 and <= 120 (default: 6)")
+    add_verbose(p)
     return p
 
 

@@ -20,7 +20,7 @@ PY=.venv/bin/python
 START=$(date +%s)
 if [ ! -f "$DATA/airplane/manifest.json" ]; then
     $PY -m shapenet_prep --format modelnet40 --source "$SHAPENET_DATA/modelnet40/modelnet40_normal_resampled" \
-        --category airplane --num-points "$POINTS" --normalization unit_sphere --out "$DATA" --no-progress
+        --category airplane --num-points "$POINTS" --normalization unit_sphere --out "$DATA" --progress false
 fi
 RUN_NAME=${RUN_NAME:-airplane-$PRESET-$(date +%Y%m%d-%H%M%S)}
 RUN=runs/$RUN_NAME
@@ -28,7 +28,7 @@ $PY -m pointcloud_sivae.train --preset "$PRESET" --data-root "$DATA" --category 
     --run-name "$RUN_NAME" "$@"
 TRAINED=$(date +%s)
 $PY -m eval generation --checkpoint "$RUN" --split test --protocol none --emd approx \
-    --out "$RUN/eval/test_generation.json" --no-progress
+    --out "$RUN/eval/test_generation.json" --progress false
 $PY -m pointcloud_sivae.sample --checkpoint "$RUN" --out "$RUN/samples" -n 16
 read -r A B < <($PY -c "import json,sys; t=json.load(open(sys.argv[1]))['splits']['test']; print(t[0], t[1])" \
                  "$DATA/airplane/manifest.json")

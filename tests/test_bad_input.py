@@ -262,13 +262,13 @@ def test_prepare_and_eval_outputs_under_a_file_are_one_line(airplanes_256, tmp_p
     (tmp_path / "afile").write_text("x")
     if SHAPENETPART.is_dir():
         assert prep_main(["--source", str(SHAPENETPART), "--category", "airplane", "--num-points", "64",
-                          "--out", str(tmp_path / "afile" / "out"), "--no-progress"]) == 2
+                          "--out", str(tmp_path / "afile" / "out"), "--progress", "false"]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and "Traceback" not in err
     rng = np.random.default_rng(0)
     np.save(tmp_path / "a.npy", rng.uniform(-0.28, 0.28, (3, 64, 3)).astype(np.float32))  # inside the JSD ball
     assert eval_main(["sets", "--sample", str(tmp_path / "a.npy"), "--reference", str(tmp_path / "a.npy"),
-                      "--emd", "none", "--out", str(tmp_path / "afile" / "o.json"), "--no-progress"]) == 2
+                      "--emd", "none", "--out", str(tmp_path / "afile" / "o.json"), "--progress", "false"]) == 2
     err = capsys.readouterr().err
     assert "error: cannot write" in err and "afile" in err and "Traceback" not in err
 

@@ -30,8 +30,8 @@ def benches_256(tmp_path_factory):
 def test_ood_command_scores_airplanes_against_benches(trained_run, benches_256, tmp_path, capsys):
     out = tmp_path / "ood"
     assert eval_main(["ood", "--checkpoint", str(trained_run), "--ood-data", str(benches_256),
-                      "--ood-category", "bench", "--num-samples", "4", "--device", "cpu",
-                      "--out-dir", str(out)]) == 0
+                      "--ood-category", "bench", "--num-importance", "4", "--device", "cpu",
+                      "--out", str(out)]) == 0
     table = capsys.readouterr().out
     assert "AUROC" in table and "log_px_iw" in table
     r = json.loads((out / "ood.json").read_text())
@@ -56,7 +56,7 @@ def test_ood_command_refuses_a_different_point_count(trained_run, tmp_path, caps
     prepare_category(PrepareOptions(source=ONET, category="bench", out=tmp_path, format="onet", num_points=128,
                                     progress=False))
     assert eval_main(["ood", "--checkpoint", str(trained_run), "--ood-data", str(tmp_path),
-                      "--ood-category", "bench", "--device", "cpu", "--out-dir", str(tmp_path / "o")]) == 2
+                      "--ood-category", "bench", "--device", "cpu", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "the model of" in err and "needs 256 points per cloud, but the data prepared under" in err
     assert "has 128; use at most 128, or prepare the data again with" in err

@@ -10,7 +10,7 @@ from pointcloud_sivae.protocols import apply_protocol
 def test_generation_command_writes_protocol_and_numbers(trained_run, tmp_path, capsys):
     out = tmp_path / "gen.json"
     assert eval_main(["generation", "--checkpoint", str(trained_run), "--split", "val", "--num-samples", "6",
-                      "--seeds", "0", "1", "--device", "cpu", "--no-progress", "--out", str(out)]) == 0
+                      "--seeds", "0", "1", "--device", "cpu", "--progress", "false", "--out", str(out)]) == 0
     table = capsys.readouterr().out
     assert "MMD-CD" in table and "1-NNA-EMD" in table and "x10^3" in table
     r = json.loads(out.read_text())

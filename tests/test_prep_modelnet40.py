@@ -114,7 +114,7 @@ def test_no_lists_and_no_class_file(release, tmp_path):
 
 def test_unknown_class_lists_the_forty(release, tmp_path, capsys):
     assert prep_main(["--format", "modelnet40", "--source", str(release), "--category", "aeroplane",
-                      "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+                      "--out", str(tmp_path / "o"), "--progress", "false"]) == 2
     err = capsys.readouterr().err
     assert "unknown ModelNet40 class 'aeroplane'" in err and "night_stand" in err and "xbox" in err
 
