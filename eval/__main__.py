@@ -145,6 +145,14 @@ def _header(args, t0: float) -> dict:
             "run_time_s": round(time.perf_counter() - t0, 3)}
 
 
+def _report_jsd_outside(ev: GenerationEvaluator) -> None:
+    """One line under the table when points lay outside the JSD grid's ball (the JSON keeps the fractions)."""
+    parts = [f"{frac:.2%} of the {name} points" for name, frac in ev.jsd_outside.items() if frac > 0]
+    if parts:
+        print(f"JSD: {' and '.join(parts)} lie outside the grid's ball of radius 0.5 and count at their nearest "
+              "cell (distance_implementations.jsd.outside_ball_fraction in the JSON)")
+
+
 def run_generation(args) -> dict:
     t0 = time.perf_counter()
     inf, split, run_dir = _checkpoint_context(args)
@@ -161,6 +169,7 @@ def run_generation(args) -> dict:
     summary = summarize(per_seed)
     print(format_table(summary, f"generation: {inf.config['data']['category']} {args.split}, "
                                 f"protocol {args.protocol}, |S|={n_s}, |R|={len(ref)}, seeds {args.seeds}"))
+    _report_jsd_outside(ev)
     result = {**_header(args, t0), "kind": "generation", "checkpoint": str(inf.checkpoint),
               "epoch": inf.state["epoch"], "category": inf.config["data"]["category"], "split": args.split,
               "data_normalization": split.manifest["normalization"], "num_samples": n_s,
@@ -210,6 +219,7 @@ def run_sets(args) -> dict:
     summary = summarize([metrics])
     print(format_table(summary, f"sets: {args.sample} vs {args.reference}, protocol {args.protocol}, "
                                 f"|S|={len(sample)}, |R|={len(ref)}"))
+    _report_jsd_outside(ev)
     result = {**_header(args, t0), "kind": "sets", "sample": str(args.sample), "reference": str(args.reference),
               "input_normalization": args.input_normalization,
               "num_samples": len(sample), "num_reference": len(ref), "num_points": int(ref.shape[1]),

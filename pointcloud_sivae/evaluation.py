@@ -100,7 +100,8 @@ class GenerationEvaluator:
         t0 = time.perf_counter()
         frame = EvaluationFrame.of(self.normalization)  # JSD: the evaluation frame, whatever the protocol
         gen, ref = frame.to_evaluation(sample), frame.to_evaluation(self.reference_raw)
-        self.jsd_outside = {"sample": outside_fraction(gen), "reference": outside_fraction(ref)}
+        self.jsd_outside = {"sample": max(outside_fraction(gen), self.jsd_outside.get("sample", 0.0)),
+                            "reference": outside_fraction(ref)}  # the sample's: the largest over calls (seeds)
         out["JSD"] = jsd_between_sets(gen, ref, allow_outside=self.jsd_allow_outside)
         self.timings["JSD_s"] = self.timings.get("JSD_s", 0.0) + time.perf_counter() - t0
         return out

@@ -12,7 +12,6 @@ assignment here is sklearn's own, called the same way.
 
 from __future__ import annotations
 
-import warnings
 from functools import cache
 
 import numpy as np
@@ -63,7 +62,8 @@ def occupancy_histogram(clouds: np.ndarray, resolution: int = 28, clip_sphere: b
         clouds: (M, N, 3) float array in PointFlow's frame (shapes within the unit cube,
             the grid's ball of radius 0.5); computed in float32, as PointFlow's clouds are.
         allow_outside: count points outside the ball at their nearest centre even when
-            more than 1 % of them are outside (a warning instead of an error).
+            more than 1 % of them are outside (no error; callers report :func:`outside_fraction`
+            once, in their results).
         name: what the clouds are, for the error message.
 
     Returns:
@@ -90,10 +90,6 @@ def occupancy_histogram(clouds: np.ndarray, resolution: int = 28, clip_sphere: b
             "('eval sets --input-normalization unit_sphere' does it; data prepared by shapenet_prep is brought "
             "to this frame by its manifest). Pass --jsd-allow-outside to count those points at their nearest "
             "cell anyway.")
-    if outside > 0:
-        warnings.warn(f"{outside:.2%} of the points of the {name} lie outside the JSD grid's "
-                      f"{'ball' if clip_sphere else 'cube'} of radius 0.5; they count at the nearest cell",
-                      stacklevel=2)
     _, idx = _nearest_cell_index(resolution, clip_sphere).kneighbors(pts)
     return np.bincount(idx[:, 0], minlength=len(unit_cube_grid(resolution, clip_sphere))).astype(np.float64)
 

@@ -70,7 +70,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from pointcloud_sivae.jsd import jsd_between_sets
+from pointcloud_sivae.jsd import jsd_between_sets, outside_fraction
 from pointcloud_sivae.metrics import generation_metrics
 from pointcloud_sivae.categories import dataset_category
 from pointcloud_sivae.chamfer import chamfer_distance, resolve_backend
@@ -686,7 +686,8 @@ class Trainer:
             gen = self.frame.to_evaluation(self._decode_prior(self.cfg.train.jsd_sample_factor * len(real),
                                                     self.cfg.train.seed + 1))
             real_np, gen_np = real.cpu().numpy(), gen.cpu().numpy()
-            out = {"val_chamfer": cd, "val_jsd": jsd_between_sets(gen_np, real_np, allow_outside=True)}
+            out = {"val_chamfer": cd, "val_jsd": jsd_between_sets(gen_np, real_np, allow_outside=True),
+                   "val_jsd_outside": outside_fraction(gen_np)}  # strays counted at their nearest cell
             if len(real_np) >= 2:
                 out.update(self._val_generation_metrics(gen_np[: len(real_np)], real_np))
             mu = torch.cat([self.model.encode(c)[0] for c in self.train_fixed[:1024].split(256)])
@@ -826,8 +827,8 @@ class Trainer:
             writer.add_scalar("perf/step_time_s", dt, self.global_step)
             writer.add_scalar("perf/shapes_per_s", len(x) / dt, self.global_step)
         bar.update(1)
-        bar.set_postfix(ep=epoch, rec=f"{terms['rec']:.3g}", kl_real=f"{terms['kl_real']:.3g}",
-                        kl_gap=f"{terms.get('kl_gap', float('nan')):.3g}", refresh=False)
+        shown = {k: f"{terms[k]:.3g}" for k in ("rec", "kl_real", "kl_gap") if k in terms}  # this phase's terms
+        bar.set_postfix(ep=epoch, **shown, refresh=False)
         return terms
 
     def _finish_epoch(self, record: dict, writer) -> None:
