@@ -70,7 +70,7 @@ def test_emd_exact_matches_all_permutations():
 
 def test_emd_approx_within_documented_tolerance_of_exact(real):
     """approxmatch is never below exact EMD and, on real airplanes at 256 points, within +50%
-    (measured: +12% to +30%; see the README)."""
+    (measured: +12% to +30%; see docs/benchmarks.md)."""
     x, y = torch.from_numpy(real[:6]), torch.from_numpy(real[6:12])
     approx = emd_approx(x, y).numpy()
     exact = np.array([emd_exact(real[i], real[6 + i]) for i in range(6)])
