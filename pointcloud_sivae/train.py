@@ -278,6 +278,7 @@ class Trainer:
         self.global_step = 0
         self.best = {"epoch": None, "val_jsd": None, "val_chamfer": None}
         self.history: list[dict] = []
+        self.last_val: dict[str, float] = {}  # the latest validation of this session
         self._val_D_rr = None  # val-against-val Chamfer matrix, computed at the first validation
         if state is not None:
             self._load_state(state)
@@ -745,6 +746,19 @@ class Trainer:
             self.model.train()
         return render_grid([clouds.cpu().numpy()], ["slerp: val shape 0 -> val shape 1"])
 
+    def summary(self) -> str:
+        """One line on the finished run: the best epoch, and what its last validation counted
+        outside the JSD grid (reported here once, recorded per validation in ``metrics.jsonl``)."""
+        best = self.best
+        if best["epoch"] is None:
+            return "no validation ran: the val split is empty"
+        text = f"best epoch {best['epoch']}, val JSD {best['val_jsd']:.4g}, val Chamfer {best['val_chamfer']:.4g}"
+        outside = self.last_val.get("val_jsd_outside", 0.0)
+        if outside > 0:
+            text += (f"; at the last validation {outside:.2%} of the generated points lay outside the JSD grid's "
+                     "ball and counted at their nearest cell")
+        return text
+
     def _is_better(self, val: dict) -> bool:
         if "val_jsd" not in val:
             return False
@@ -842,6 +856,7 @@ class Trainer:
         last_epoch = epoch == cfg.optim.epochs
         if epoch % cfg.train.val_every == 0 or last_epoch:
             val = self.validate()
+            self.last_val = val
             record.update(val)
             for k, v in val.items():
                 writer.add_scalar(f"val/{k.removeprefix('val_')}", v, self.global_step)
@@ -914,8 +929,7 @@ def main(argv: list[str] | None = None) -> int:
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
     if trainer.dist.is_main:
-        print(f"done: {trainer.run_dir} (best epoch {trainer.best['epoch']}, val JSD {trainer.best['val_jsd']})",
-              file=sys.stderr)
+        print(f"done: {trainer.run_dir} ({trainer.summary()})", file=sys.stderr)
     return 0
 
 
