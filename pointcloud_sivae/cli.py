@@ -119,6 +119,14 @@ def add_num_importance(p: argparse.ArgumentParser, default: int, low: int = 0) -
                         + (" (0 skips the likelihood columns)" if low == 0 else "") + f" (default: {default})")
 
 
+def command_parser(prog: str, description: str, add_options) -> argparse.ArgumentParser:
+    """The parser of ``prog`` with the options ``add_options(parser)`` adds (a command that is also
+    a subcommand elsewhere adds the same options there)."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    add_options(p)
+    return p
+
+
 def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
     """The options of the checkpoint-driven commands (sample, reconstruct, interpolate)."""
     p = argparse.ArgumentParser(prog=prog, description=description)

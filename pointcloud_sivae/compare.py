@@ -74,11 +74,9 @@ COMPARE_HELP = "train soft-intro / vae / intro with one budget and seeds, score 
 
 def build_parser():
     """``python -m pointcloud_sivae.compare``'s own parser (``python -m eval compare`` adds the same options)."""
-    import argparse
+    from pointcloud_sivae.cli import command_parser
 
-    p = argparse.ArgumentParser(prog="python -m pointcloud_sivae.compare", description=COMPARE_HELP)
-    add_compare_options(p)
-    return p
+    return command_parser("python -m pointcloud_sivae.compare", COMPARE_HELP, add_compare_options)
 
 
 def add_compare_options(c) -> None:

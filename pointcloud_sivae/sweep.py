@@ -47,11 +47,9 @@ SWEEP_HELP = "train a grid of settings x seeds, score each on the val split, tab
 
 def build_parser():
     """``python -m pointcloud_sivae.sweep``'s own parser (``python -m eval sweep`` adds the same options)."""
-    import argparse
+    from pointcloud_sivae.cli import command_parser
 
-    p = argparse.ArgumentParser(prog="python -m pointcloud_sivae.sweep", description=SWEEP_HELP)
-    add_sweep_options(p)
-    return p
+    return command_parser("python -m pointcloud_sivae.sweep", SWEEP_HELP, add_sweep_options)
 
 
 def add_sweep_options(c) -> None:
