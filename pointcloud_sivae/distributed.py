@@ -69,6 +69,16 @@ def init_from_env(device_name: str) -> DistContext:
     return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local)
 
 
+def leave(finished: bool = True) -> None:
+    """Leave the process group: after a barrier when every process finished its work (no process
+    tears its gloo threads down while another still talks to it), at once after an error."""
+    if not dist.is_initialized():
+        return
+    if finished:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def shard_rows(n: int, ctx: DistContext) -> slice:
     """The contiguous rows of a global batch of ``n`` that this process takes."""
     base, extra = divmod(n, ctx.world_size)

@@ -99,6 +99,7 @@ from pointcloud_sivae.distances import pairwise_chamfer
 from pointcloud_sivae.distributed import (
     DistContext,
     init_from_env,
+    leave,
     reduce_weighted,
     shard_rows,
     sum_gradients,
@@ -896,7 +897,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {text}")
         return 0
     flags = explicit_flags(args)
-    trainer = None
+    trainer, finished = None, False
     try:
         ctx = init_from_env(flags.get("device", "auto"))
         if args.resume:
@@ -912,6 +913,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             trainer = Trainer.new_run(resolve_config(args.config, flags, args.preset), dist_ctx=ctx)
         trainer.fit()
+        finished = True
     except (ValueError, FileNotFoundError, FileExistsError, NonFiniteLossError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         if args.verbose and error_detail(exc):
@@ -926,8 +928,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"(restarts after epoch {trainer.epoch}, the last checkpoint)", file=sys.stderr)
         return 130
     finally:
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+        leave(finished)
     if trainer.dist.is_main:
         print(f"done: {trainer.run_dir} ({trainer.summary()})", file=sys.stderr)
     return 0

@@ -14,7 +14,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pointcloud_sivae.distributed import init_from_env  # noqa: E402
+from pointcloud_sivae.distributed import init_from_env, leave  # noqa: E402
 from pointcloud_sivae.train import Trainer  # noqa: E402
 from tests.conftest import tiny_config  # noqa: E402
 
@@ -37,8 +37,7 @@ def main(data_root: str, out: str) -> None:
         grads.update({f"decoder.{k}": p.grad for k, p in trainer.model.decoder.named_parameters()})
         bn = {k: v for k, v in trainer.model.encoder.state_dict().items() if "running" in k}
         torch.save({"terms": terms, "grads": grads, "bn": bn, "model": trainer.model.state_dict()}, out)
-    if ctx.enabled:
-        torch.distributed.destroy_process_group()
+    leave()
 
 
 if __name__ == "__main__":
