@@ -50,6 +50,7 @@ class NaiveStep:
         self.m = trainer.model
         self.L = trainer.cfg.loss
         self.scale = trainer.scale
+        self.c = trainer.rec_factor  # L_r = c * summed Chamfer (point count and frame)
 
     def encode(self, x):
         """The reference's encoder: ``Conv1d -> ReLU -> BatchNorm1d`` per layer in the (B, C, N)
@@ -76,15 +77,15 @@ class NaiveStep:
         fake = m.decode(noise)
         mu, logvar = self.encode(x)
         x_rec = m.decode(m.reparameterize(mu, logvar))
-        loss_rec = reference_chamfer(x, x_rec).mean()
+        loss_rec = self.c * reference_chamfer(x, x_rec).mean()
         kl_real = self.kl(mu, logvar).mean()
         mu_r, lv_r = self.encode(x_rec.detach())
         rec_rec = m.decode(m.reparameterize(mu_r, lv_r))
         mu_f, lv_f = self.encode(fake.detach())
         rec_fake = m.decode(m.reparameterize(mu_f, lv_f))
         kl_rec, kl_fake = self.kl(mu_r, lv_r), self.kl(mu_f, lv_f)
-        rr = reference_chamfer(x_rec.detach(), rec_rec)
-        rf = reference_chamfer(fake, rec_fake)
+        rr = self.c * reference_chamfer(x_rec.detach(), rec_rec)
+        rf = self.c * reference_chamfer(fake, rec_fake)
         expelbo_rec = torch.exp(-2 * s * (L.beta_rec * rr + L.beta_neg * kl_rec)).mean()
         expelbo_fake = torch.exp(-2 * s * (L.beta_rec * rf + L.beta_neg * kl_fake)).mean()
         loss_e = s * L.beta_rec * loss_rec + s * L.beta_kl * kl_real + 0.25 * (expelbo_rec + expelbo_fake)
@@ -100,13 +101,13 @@ class NaiveStep:
         with torch.no_grad():
             z = m.reparameterize(mu.detach(), logvar.detach())
         rec = m.decode(z)
-        loss_rec = reference_chamfer(x, rec).mean()
+        loss_rec = self.c * reference_chamfer(x, rec).mean()
         mu_r, lv_r = self.encode(rec)
         mu_f, lv_f = self.encode(fake)
         rec_rec = m.decode(m.reparameterize(mu_r, lv_r).detach())
         rec_fake = m.decode(m.reparameterize(mu_f, lv_f).detach())
-        loss_rr = reference_chamfer(rec.detach(), rec_rec).mean()
-        loss_rf = reference_chamfer(fake.detach(), rec_fake).mean()
+        loss_rr = self.c * reference_chamfer(rec.detach(), rec_rec).mean()
+        loss_rf = self.c * reference_chamfer(fake.detach(), rec_fake).mean()
         loss_d = s * (L.beta_rec * loss_rec + L.beta_kl * 0.5 * (self.kl(mu_r, lv_r).mean() + self.kl(mu_f, lv_f).mean())
                       + L.gamma_r * 0.5 * L.beta_rec * (loss_rr + loss_rf))
         self.t.opt_d.zero_grad()

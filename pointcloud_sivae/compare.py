@@ -133,7 +133,7 @@ def train_one(args, method: str, seed: int) -> tuple[Path, float]:
     if last.exists():
         trainer = Trainer.resume(run_dir, {"epochs": args.epochs, "device": args.device})
         saved = trainer.cfg.to_dict()
-        wanted = config_for_data(cfg, trainer.manifest["num_points"]).to_dict()  # as the run resolved it
+        wanted = config_for_data(cfg, trainer.manifest["num_points"], trainer.cfg.loss.frame_diagonal).to_dict()
         if any(saved[k] != wanted[k] for k in ("model", "loss")) or saved["optim"] != wanted["optim"]:
             raise ValueError(f"{run_dir} holds a run with another config; choose another --out or remove it")
         if trainer.epoch < args.epochs:

@@ -40,6 +40,10 @@ class LossConfig:
     scale_points: int = option(2048, "N_ref of s = 1/(3 N_ref), points; Chamfer sums are rescaled to N_ref points "
                                "so the weights mean the same at any --num-points (2048: the official balance)",
                                min=1)
+    frame_diagonal: float = option(0.0, "D, the length unit of the Chamfer terms (model-frame units): Chamfer values "
+                                   "are divided by D^2 so the weights mean the official objective (shapes of unit "
+                                   "bounding-box diagonal) in any frame; 0 measures D as the mean bounding-box "
+                                   "diagonal of the training shapes", min=0)
     intro_margin: float = option(110.0, "IntroVAE hinge margin m, nats (KL summed over latent dims)", min=0)
     intro_alpha: float = option(0.25, "IntroVAE weight of the adversarial KL terms", min=0)
     intro_beta: float = option(20.0, "IntroVAE weight of the reconstruction term (KL(x) has weight 1)", min=0)
@@ -106,6 +110,10 @@ UPGRADES = {
     ("loss", "scale_points"): (
         lambda d: int(d.get("model", {}).get("num_points") or 2048),
         "saved before the point-count-invariant weights: s = 1/(3N) at its own N, kept as scale_points = N"),
+    ("loss", "frame_diagonal"): (
+        lambda d: 1.0,
+        "saved before the frame-invariant weights: Chamfer values in the model frame's units, kept as "
+        "frame_diagonal = 1"),
     ("model", "encoder_order"): (
         lambda d: "bn-relu",
         "saved before encoder_order existed: its PointNet ran Conv -> BatchNorm -> ReLU, kept as bn-relu"),

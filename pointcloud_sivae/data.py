@@ -77,6 +77,22 @@ def fixed_subsets(points: torch.Tensor, ids: list[str], num_points: int, seed: i
     return torch.gather(points, 1, torch.from_numpy(idx).to(points.device)[..., None].expand(-1, -1, 3))
 
 
+def mean_diagonal(points: torch.Tensor) -> float:
+    """Mean bounding-box diagonal of (M, N, 3) clouds, in their units: the length unit of the
+    frame-invariant Chamfer terms (:func:`~pointcloud_sivae.losses.objective_scales`).
+
+    Raises:
+        ValueError: no clouds, or clouds of zero extent.
+    """
+    if points.ndim != 3 or points.shape[0] == 0:
+        raise ValueError(f"expected (M, N, 3) clouds with M >= 1, got shape {tuple(points.shape)}")
+    extent = points.double().amax(dim=1) - points.double().amin(dim=1)
+    d = float(extent.norm(dim=1).mean())
+    if not d > 0:
+        raise ValueError("the clouds have no extent (every point equal): cannot measure the frame's diagonal")
+    return d
+
+
 def random_subsets(points: torch.Tensor, num_points: int, generator: torch.Generator) -> torch.Tensor:
     """A fresh uniform random subset of ``num_points`` points of every cloud (without replacement):
     PointFlow's ``tr_sample_size`` convention, drawn anew at every training step.

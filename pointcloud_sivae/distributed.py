@@ -104,6 +104,14 @@ def sum_gradients(module: nn.Module, ctx: DistContext) -> None:
         offset += g.numel()
 
 
+def sum_tensor(t: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """The sum over processes of ``t`` (``t`` itself in one process)."""
+    if ctx.enabled:
+        t = t.clone()
+        dist.all_reduce(t)
+    return t
+
+
 def reduce_weighted(values: torch.Tensor, weight: float, ctx: DistContext) -> torch.Tensor:
     """``sum over processes of weight * values`` (logging: batch means of the global batch)."""
     if not ctx.enabled:

@@ -3,8 +3,8 @@
 No module, optimiser or ``.backward()`` here: the trainer decides what is frozen
 and detached, these functions only do the arithmetic of docs/method.md.
 Inputs are per-shape values of shape (B,); ``rec_*`` are reconstruction losses
-(Chamfer distance summed over points and rescaled to ``N_ref`` points, see
-:func:`point_count_scales`) and ``kl_*`` are KL divergences to the prior, summed over
+(Chamfer distance summed over points, rescaled to ``N_ref`` points and to the
+official frame, see :func:`objective_scales`) and ``kl_*`` are KL divergences to the prior, summed over
 latent dimensions.
 """
 
@@ -15,48 +15,57 @@ import math
 import torch
 
 
-def point_count_scales(num_points: int, scale_points: int = 2048) -> tuple[float, float]:
+def objective_scales(num_points: int, scale_points: int = 2048, frame_diagonal: float = 1.0) -> tuple[float, float]:
     """``(s, c)``: the objective's scale ``s`` and the factor ``c`` that turns a Chamfer
-    distance summed over ``num_points`` points into ``L_r``, so that the weights mean the
-    same objective at any point count.
+    distance summed over ``num_points`` points (squared L2, in the model frame) into ``L_r``,
+    so that the weights mean the official objective at any point count and in any frame.
 
-    Derivation. The reference sets ``s = 1 / (3 N)`` and ``L_r = sum CD`` (both
-    directions summed over the N points, squared L2). With ``m = L_r / N`` the per-point
-    mean Chamfer distance, which does not grow with N, its terms are
+    **Point count.** The reference sets ``s = 1 / (3 N)`` and ``L_r = sum CD`` (both
+    directions summed over the N points). With ``m = L_r / N`` the per-point mean Chamfer
+    distance, which does not grow with N, its terms are
 
         s b_rec L_r = b_rec m / 3              (independent of N)
         s b_kl KL   = b_kl KL / (3 N)          (shrinks as 1/N)
         2 s (b_rec L_r + b_neg KL) = 2 b_rec m / 3 + 2 b_neg KL / (3 N)
 
     so the same ``b_kl`` and ``b_neg`` weigh the KL terms 8 times more at N = 256 than at
-    the N = 2048 the official 3D weights were tuned for. Fixing a reference count
-    ``N_ref`` (``loss.scale_points``) and using
+    the N = 2048 the official 3D weights were tuned for. A fixed reference count ``N_ref``
+    (``loss.scale_points``) with ``s = 1 / (3 N_ref)`` and ``L_r = (N_ref / N) sum CD =
+    N_ref m`` keeps the balance of the reference at ``N_ref`` points at every N.
 
-        s = 1 / (3 N_ref),    L_r = (N_ref / N) sum CD = N_ref m
+    **Frame.** A squared distance scales with the square of the unit of length: the same
+    shapes in the unit sphere have Chamfer distances about 6 times those of the official
+    frame, where every shape has a unit bounding-box diagonal (latent_3d_points' clouds of
+    ShapeNetCore's ``model_normalized`` meshes), so the same ``b_rec`` would weigh
+    reconstruction 6 times more. Measuring lengths in units of ``D``, the mean bounding-box
+    diagonal of the training shapes in the model frame (``loss.frame_diagonal``), divides
+    every Chamfer value by ``D^2``: the objective of the data as if rescaled to the official
+    frame. ``D`` is 1 in that frame (0.99 for ShapeNetPart's airplanes), 2.5 for ModelNet40
+    airplanes in the unit sphere.
 
-    gives ``s b_rec L_r = b_rec m / 3`` and ``s b KL = b KL / (3 N_ref)`` at every N:
-    the balance between reconstruction, KL and the exponential terms is that of the
-    reference at ``N_ref`` points. At ``N = N_ref`` both factors are today's exactly
-    (``c = 1``). The reference's own rule is ``N_ref = N``. (The mean Chamfer distance of
-    a given pair of shapes still varies a little with N: its sampling floor, the mean
-    squared nearest-neighbour spacing, shrinks as 1/N.)
+    Together ``c = N_ref / (N D^2)``. At ``N = N_ref`` and ``D = 1`` both factors are the
+    reference's exactly (``c = 1``).
 
     Args:
         num_points: points per cloud N (> 0).
         scale_points: the reference count ``N_ref`` (> 0); 2048 for the official 3D weights.
+        frame_diagonal: ``D`` (> 0), model-frame units; 1 keeps the model frame's lengths.
 
     Returns:
-        ``(s, c)``, floats: ``s = 1 / (3 N_ref)`` and ``c = N_ref / N``.
+        ``(s, c)``, floats: ``s = 1 / (3 N_ref)`` and ``c = N_ref / (N D^2)``.
 
     Raises:
-        ValueError: a non-positive count.
+        ValueError: a non-positive count or diagonal.
 
     Source: Daniel & Tamar, "Soft-IntroVAE", CVPR 2021 (s = 1/input dimension, official 3D
-    config at 2048 points); the rescaling to N_ref is this package's.
+    config at 2048 points in the unit-diagonal frame); the rescaling to N_ref and D is this
+    package's (docs/method.md).
     """
     if num_points < 1 or scale_points < 1:
         raise ValueError(f"point counts must be positive, got num_points={num_points}, scale_points={scale_points}")
-    return 1.0 / (3 * scale_points), scale_points / num_points
+    if not frame_diagonal > 0:
+        raise ValueError(f"frame_diagonal must be positive, got {frame_diagonal}")
+    return 1.0 / (3 * scale_points), scale_points / num_points / frame_diagonal**2
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, prior_std: float = 1.0) -> torch.Tensor:
@@ -83,6 +92,26 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, prior_std: float = 1.0) 
     prior_var = prior_std**2
     per_dim = (logvar.exp() + mu.pow(2)) / prior_var - 1.0 - logvar + log_prior_var
     return 0.5 * per_dim.sum(dim=1)
+
+
+def equilibrium_exponent(beta_neg: float, beta_kl: float) -> float:
+    """``a* = ln(b_neg / (2 b_kl))``: the exponent at which the encoder stops raising KL(fake).
+
+    One more nat of KL(x_f) changes ``1/4 exp(-a)``, ``a = 2 s (b_rec L_r + b_neg KL)``, by
+    ``-(s b_neg / 2) exp(-a)``; one more nat of KL(x) costs ``s b_kl``. The encoder gains from
+    pushing KL(fake) up while ``exp(-a) > 2 b_kl / b_neg``, so its equilibrium exponent is
+    ``a*`` and there ``expelbo_fake = exp(-a*) = 2 b_kl / b_neg``. The matching KL(fake) is
+    ``(a* - 2 s b_rec L_r(x_f)) / (2 s b_neg)``: when it is below KL(real), the encoder's
+    optimum scores fakes as *more* likely than real data and the game is off.
+
+    Raises:
+        ValueError: non-positive weights.
+
+    Source: this package's reading of Daniel & Tamar, CVPR 2021, eq. (6) (docs/method.md).
+    """
+    if beta_neg <= 0 or beta_kl <= 0:
+        raise ValueError(f"beta_neg and beta_kl must be positive, got {beta_neg} and {beta_kl}")
+    return math.log(beta_neg / (2.0 * beta_kl))
 
 
 def vae_loss(rec_real: torch.Tensor, kl_real: torch.Tensor, *, scale: float, beta_rec: float, beta_kl: float):
@@ -121,15 +150,17 @@ def soft_intro_encoder_loss(
         rec_real, kl_real: (B,) reconstruction loss and KL of the real batch.
         rec_rec, kl_rec: (B,) the same for the (detached) reconstructions.
         rec_fake, kl_fake: (B,) the same for the (detached) prior samples.
-        scale: ``s = 1 / (3 N_ref)`` (:func:`point_count_scales`); beta_rec, beta_kl,
+        scale: ``s = 1 / (3 N_ref)`` (:func:`objective_scales`); beta_rec, beta_kl,
             beta_neg: the paper's weights.
 
     Returns:
         The scalar loss and its terms: ``real``; ``expelbo_rec``, ``expelbo_fake``, the
-        batch means of ``exp(-a)``; and the exponents ``a = 2 s (b_rec L_r + b_neg KL)``
-        of each batch, ``exponent_{rec,fake}_{mean,min}`` (detached). The exponential
-        term's gradient carries a factor ``exp(-a)``: a minimum exponent above about 15
-        (``exp(-15) = 3e-7``) means the batch gives the encoder no gradient.
+        batch means of ``exp(-a)``; the exponents ``a = 2 s (b_rec L_r + b_neg KL)``
+        of each batch, ``exponent_{rec,fake}_{mean,min}`` (detached); the encoder's
+        equilibrium ``exponent_equilibrium`` (:func:`equilibrium_exponent`) and the KL(fake)
+        it implies at this batch's ``L_r(x_f)``, ``kl_fake_equilibrium`` (nats). The
+        exponential term's gradient carries a factor ``exp(-a)``: a minimum exponent above
+        about 15 (``exp(-15) = 3e-7``) means the batch gives the encoder no gradient.
 
     Source: Daniel & Tamar, "Soft-IntroVAE", CVPR 2021, eq. (6) and Algorithm 1.
     """
@@ -140,9 +171,13 @@ def soft_intro_encoder_loss(
     expelbo_fake = torch.exp(-a_fake).mean()
     loss = real + 0.25 * (expelbo_rec + expelbo_fake)
     a_rec, a_fake = a_rec.detach(), a_fake.detach()
+    a_star = equilibrium_exponent(beta_neg, beta_kl) if beta_neg > 0 and beta_kl > 0 else float("nan")
+    kl_fake_star = (a_star - 2.0 * scale * beta_rec * rec_fake.detach().mean()) / (2.0 * scale * beta_neg)
     return loss, {"real": real, "expelbo_rec": expelbo_rec, "expelbo_fake": expelbo_fake,
                   "exponent_rec_mean": a_rec.mean(), "exponent_rec_min": a_rec.min(),
-                  "exponent_fake_mean": a_fake.mean(), "exponent_fake_min": a_fake.min()}
+                  "exponent_fake_mean": a_fake.mean(), "exponent_fake_min": a_fake.min(),
+                  "exponent_equilibrium": torch.full_like(a_fake.mean(), a_star),
+                  "kl_fake_equilibrium": kl_fake_star}
 
 
 def soft_intro_decoder_loss(

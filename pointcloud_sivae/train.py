@@ -19,10 +19,12 @@ encoder pass), so evaluation, which uses them, reflects real data. The public
 reference updates them with real, reconstructed and fake batches, in both steps.
 
 Reconstruction loss: Chamfer distance *summed* over points (both directions),
-squared L2, rescaled to ``N_ref = loss.scale_points`` points, with ``s = 1 / (3 N_ref)``
-(:func:`~pointcloud_sivae.losses.point_count_scales`): at N = N_ref = 2048 exactly the
-reference's ``s = 1/(3N)`` and summed Chamfer, and at any other N the same balance of
-reconstruction, KL and exponential terms. The logged ``rec`` is this ``L_r``.
+squared L2, rescaled to ``N_ref = loss.scale_points`` points and to lengths in units of
+``D = loss.frame_diagonal`` (the training shapes' mean bounding-box diagonal), with
+``s = 1 / (3 N_ref)`` (:func:`~pointcloud_sivae.losses.objective_scales`): at N = N_ref =
+2048 and D = 1 exactly the reference's ``s = 1/(3N)`` and summed Chamfer, and at any
+other N and in any frame the same balance of reconstruction, KL and exponential terms.
+The logged ``rec`` is this ``L_r``.
 Validation reports the *mean* convention (PointFlow), in the evaluation frame.
 
 Health diagnostics (TensorBoard and ``metrics.jsonl``): the exponents
@@ -94,7 +96,14 @@ from pointcloud_sivae.config import (
     set_field,
     upgrade_stored_config,
 )
-from pointcloud_sivae.data import SUBSET_RULE, check_point_count, fixed_subsets, load_split, random_subsets
+from pointcloud_sivae.data import (
+    SUBSET_RULE,
+    check_point_count,
+    fixed_subsets,
+    load_split,
+    mean_diagonal,
+    random_subsets,
+)
 from pointcloud_sivae.distances import pairwise_chamfer
 from pointcloud_sivae.distributed import (
     DistContext,
@@ -103,13 +112,14 @@ from pointcloud_sivae.distributed import (
     reduce_weighted,
     shard_rows,
     sum_gradients,
+    sum_tensor,
 )
-from pointcloud_sivae.health import HealthMonitor, active_units, nearest_other, set_diversity
+from pointcloud_sivae.health import HealthMonitor, active_units, gradient_diagnostics, nearest_other, set_diversity
 from pointcloud_sivae.latent import interpolate
 from pointcloud_sivae.losses import (
     gaussian_kl,
     intro_decoder_loss,
-    point_count_scales,
+    objective_scales,
     intro_encoder_loss,
     soft_intro_decoder_loss,
     soft_intro_encoder_loss,
@@ -141,11 +151,12 @@ def _set_requires_grad(module: nn.Module, flag: bool) -> None:
         p.requires_grad_(flag)
 
 
-def config_for_data(cfg: RunConfig, data_num_points: int) -> RunConfig:
-    """The run's config for prepared data of ``data_num_points`` points: a new object with
-    ``model.num_points`` set (0 means "all prepared points"); ``cfg`` is unchanged. A count
-    below the prepared one trains on PointFlow's random subsets (fresh per cloud per step)
-    and validates on fixed ones.
+def config_for_data(cfg: RunConfig, data_num_points: int, data_diagonal: float) -> RunConfig:
+    """The run's config for its prepared data: a new object (``cfg`` is unchanged) with the
+    fields that are measured on the data set: ``model.num_points`` (0: every prepared point;
+    fewer train on PointFlow's random subsets, fresh per cloud per step, and validate on fixed
+    ones) and ``loss.frame_diagonal`` (0: ``data_diagonal``, the mean bounding-box diagonal of
+    the training shapes).
 
     Raises:
         ValueError: ``cfg`` asks for more points than the data has.
@@ -153,6 +164,7 @@ def config_for_data(cfg: RunConfig, data_num_points: int) -> RunConfig:
     check_point_count(cfg.model.num_points, data_num_points, f"{cfg.data.data_root}/{cfg.data.category}")
     cfg = copy.deepcopy(cfg)
     cfg.model.num_points = cfg.model.num_points or data_num_points
+    cfg.loss.frame_diagonal = cfg.loss.frame_diagonal or data_diagonal
     return cfg
 
 
@@ -169,18 +181,22 @@ class StepState:
         batch_size: shapes in the global batch (all processes).
         rows: this process's rows of the global batch.
         share: this process's fraction of the global batch (its weight in batch means).
+        diagnose: measure the encoder gradient of each loss term (the first step of an epoch).
     """
 
     noise: torch.Generator
     batch_size: int
     rows: slice
     share: float
+    diagnose: bool = False
 
 
 class Objective:
     """A training method: which step runs (``step``) and, for the introspective methods, the
     encoder and decoder losses (``losses.py``). ``cycles()`` computes the soft-intro
-    reconstruction terms of reconstructed and generated clouds when a loss needs them."""
+    reconstruction terms of reconstructed and generated clouds when a loss needs them.
+    ``encoder_loss`` returns the loss, its logged terms, and the loss split into ``real`` and
+    its adversarial terms (for :func:`~pointcloud_sivae.health.gradient_diagnostics`)."""
 
     step = "_introspective_step"
 
@@ -207,8 +223,9 @@ class SoftIntroObjective(Objective):
         loss, parts = soft_intro_encoder_loss(rec_real, kl_real, rec_rec, kl_rec, rec_fake, kl_fake,
                                               scale=trainer.scale, beta_rec=L.beta_rec, beta_kl=L.beta_kl,
                                               beta_neg=L.beta_neg)
-        parts.pop("real")
-        return loss, parts
+        split = {"real": parts.pop("real"), "exp_rec": 0.25 * parts["expelbo_rec"],
+                 "exp_fake": 0.25 * parts["expelbo_fake"]}
+        return loss, parts, split
 
     def decoder_loss(self, trainer, rec_real, kl_rec, kl_fake, cycles):
         L = trainer.cfg.loss
@@ -222,8 +239,11 @@ class IntroObjective(Objective):
 
     def encoder_loss(self, trainer, rec_real, kl_real, kl_rec, kl_fake, cycles, checked):
         L = trainer.cfg.loss
-        return intro_encoder_loss(rec_real, kl_real, kl_rec, kl_fake, margin=L.intro_margin, alpha=L.intro_alpha,
-                                  beta=L.intro_beta)
+        loss, parts = intro_encoder_loss(rec_real, kl_real, kl_rec, kl_fake, margin=L.intro_margin,
+                                         alpha=L.intro_alpha, beta=L.intro_beta)
+        split = {"real": kl_real.mean() + L.intro_beta * rec_real.mean(),
+                 "hinge_rec": L.intro_alpha * parts["hinge_rec"], "hinge_fake": L.intro_alpha * parts["hinge_fake"]}
+        return loss, parts, split
 
     def decoder_loss(self, trainer, rec_real, kl_rec, kl_fake, cycles):
         L = trainer.cfg.loss
@@ -254,7 +274,7 @@ class Trainer:
         self.manifest = train.manifest
         if len(train.ids) < 2:
             raise ValueError(f"the train split has {len(train.ids)} shape(s); at least 2 are needed (BatchNorm)")
-        self.cfg = cfg = config_for_data(cfg, self.manifest["num_points"])  # a new object; the given one is kept
+        self.cfg = cfg = config_for_data(cfg, self.manifest["num_points"], mean_diagonal(train.points))  # a new object
         M, seed = cfg.model.num_points, cfg.data.subset_seed
         val = load_split(cfg.data.data_root, cfg.data.category, "val", num_points=M, subset_seed=seed)
         self.train_points = train.points.to(self.device)  # every prepared point: steps draw subsets of M
@@ -272,9 +292,10 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.model.decoder.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2))
         self.sched_e = torch.optim.lr_scheduler.MultiStepLR(self.opt_e, list(o.milestones), gamma=o.lr_gamma)
         self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, list(o.milestones), gamma=o.lr_gamma)
-        # s = 1 / (3 N_ref) and L_r = (N_ref / N) * summed Chamfer: the weights mean the same at any N
-        self.scale, self.rec_factor = point_count_scales(cfg.model.num_points, cfg.loss.scale_points)
-        self.health = HealthMonitor(cfg.train.health_epochs, cfg.loss.method)
+        # s = 1 / (3 N_ref), L_r = N_ref / (N D^2) * summed Chamfer: the official objective at any N, in any frame
+        self.scale, self.rec_factor = objective_scales(cfg.model.num_points, cfg.loss.scale_points,
+                                                       cfg.loss.frame_diagonal)
+        self.health = HealthMonitor(cfg.train.health_epochs, cfg.loss.method, self.scale)
         self.epoch = 0  # completed epochs
         self.global_step = 0
         self.best = {"epoch": None, "val_jsd": None, "val_chamfer": None}
@@ -541,8 +562,10 @@ class Trainer:
             kl_rec, kl_fake = self._kl(mu_r, lv_r), self._kl(mu_f, lv_f)
             checked = {"rec": rec_real, "kl_real": kl_real, "kl_rec": kl_rec, "kl_fake": kl_fake}
             cycles = (lambda: (self._cycle(rec_d, mu_r, lv_r, step), self._cycle(fake, mu_f, lv_f, step)))
-            loss, parts = objective.encoder_loss(self, rec_real, kl_real, kl_rec, kl_fake, cycles, checked)
+            loss, parts, split = objective.encoder_loss(self, rec_real, kl_real, kl_rec, kl_fake, cycles, checked)
             self._check_finite("encoder", loss, checked)
+            if step.diagnose:
+                parts.update(self._gradient_diagnostics(split, step))
             self.opt_e.zero_grad(set_to_none=True)
             self._backward(loss, step)
             sum_gradients(m.encoder, self.dist)
@@ -550,7 +573,8 @@ class Trainer:
         finally:
             _set_requires_grad(m.decoder, True)
         terms = {"rec": rec_real.mean(), "kl_real": kl_real.mean(), "kl_rec": kl_rec.mean(),
-                 "kl_fake": kl_fake.mean(), **parts, "loss_e": loss}
+                 "kl_fake": kl_fake.mean(), **parts, "loss_e": loss, "kl_real_median": self._global_median(kl_real, step),
+                 "kl_fake_median": self._global_median(kl_fake, step)}
         terms["kl_gap"] = terms["kl_fake"] - terms["kl_real"]
         return z.detach(), terms
 
@@ -583,7 +607,7 @@ class Trainer:
             _set_requires_grad(m.encoder, True)
         return loss
 
-    def train_step(self, x: torch.Tensor, method: str) -> dict[str, float]:
+    def train_step(self, x: torch.Tensor, method: str, diagnose: bool = False) -> dict[str, float]:
         """One optimisation step on a (B, N, 3) batch; returns the logged terms as floats.
 
         Args:
@@ -593,7 +617,7 @@ class Trainer:
         if method not in OBJECTIVES:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(OBJECTIVES)}")
         objective = OBJECTIVES[method]  # the one place the method is looked at
-        step = self._begin_step(x.shape[0])
+        step = self._begin_step(x.shape[0], diagnose)
         x = x[step.rows]
         amp = self.cfg.train.amp == "bf16"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
@@ -609,14 +633,28 @@ class Trainer:
             out.update(zip(mins, low.tolist()))
         return out
 
-    def _begin_step(self, n: int) -> StepState:
+    def _begin_step(self, n: int, diagnose: bool = False) -> StepState:
         """The state of a step on a global batch of ``n`` shapes.
 
         The step's noise comes from a generator seeded by (seed, step), drawn for the
         global batch, so every process (and a resumed run) draws the same values."""
         noise = torch.Generator(device=self.device).manual_seed(self.cfg.train.seed * 1_000_003 + self.global_step + 7919)
         rows = shard_rows(n, self.dist)
-        return StepState(noise=noise, batch_size=n, rows=rows, share=(rows.stop - rows.start) / n)
+        return StepState(noise=noise, batch_size=n, rows=rows, share=(rows.stop - rows.start) / n, diagnose=diagnose)
+
+    def _global_median(self, values: torch.Tensor, step: StepState) -> torch.Tensor:
+        """The median over the global batch of this process's per-shape ``values`` (B_shard,)."""
+        if not self.dist.enabled:
+            return values.detach().median()
+        full = values.new_zeros(step.batch_size)
+        full[step.rows] = values.detach()
+        return sum_tensor(full, self.dist).median()
+
+    def _gradient_diagnostics(self, split: dict[str, torch.Tensor], step: StepState) -> dict[str, torch.Tensor]:
+        """The encoder gradient of each term of its loss (norms, ratio, cosine), over the global batch."""
+        params = [p for p in self.model.encoder.parameters() if p.requires_grad]
+        weighted = {k: v * step.share for k, v in split.items()} if self.dist.enabled else split
+        return gradient_diagnostics(weighted, params, reduce=lambda g: sum_tensor(g, self.dist))
 
     def _backward(self, loss: torch.Tensor, step: StepState) -> None:
         """Back-propagate this shard's share of the global batch loss. Weighting the loss (not
@@ -814,29 +852,31 @@ class Trainer:
         (the mean of every logged term, learning rates, time)."""
         method = self.method_for_epoch(epoch)
         sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
         t_epoch = time.perf_counter()
-        batches = self._batches(epoch)
-        for idx in batches:
-            for k, v in self._logged_step(self._batch(idx), method, epoch, writer, bar).items():
-                sums[k] = sums.get(k, 0.0) + v
+        for i, idx in enumerate(self._batches(epoch)):  # the first step also measures the encoder's gradients
+            for k, v in self._logged_step(self._batch(idx), method, epoch, writer, bar, diagnose=i == 0).items():
+                sums[k], counts[k] = sums.get(k, 0.0) + v, counts.get(k, 0) + 1
         self.sched_e.step()
         self.sched_d.step()
         self.epoch = epoch
         return {"epoch": epoch, "global_step": self.global_step, "method": method,
-                **{k: v / len(batches) for k, v in sums.items()},
+                **{k: v / counts[k] for k, v in sums.items()},
                 "lr_e": self.opt_e.param_groups[0]["lr"], "lr_d": self.opt_d.param_groups[0]["lr"],
                 "epoch_time_s": time.perf_counter() - t_epoch}
 
-    def _logged_step(self, x: torch.Tensor, method: str, epoch: int, writer, bar) -> dict[str, float]:
+    def _logged_step(self, x: torch.Tensor, method: str, epoch: int, writer, bar,
+                     diagnose: bool = False) -> dict[str, float]:
         """:meth:`train_step`, counted, kept in the history, logged every ``log_every`` steps."""
         t0 = time.perf_counter()
-        terms = self.train_step(x, method)
+        terms = self.train_step(x, method, diagnose)
         dt = time.perf_counter() - t0  # train_step ends in a device sync
         self.global_step += 1
         self.history.append({"epoch": epoch, "step": self.global_step, **terms})
         if self.global_step % self.cfg.train.log_every == 0:
             for k, v in terms.items():
-                writer.add_scalar(f"loss/{k}", v, self.global_step)
+                if not k.startswith("grad_"):  # gradient diagnostics: once per epoch, under health/
+                    writer.add_scalar(f"loss/{k}", v, self.global_step)
             writer.add_scalar("lr/encoder", self.opt_e.param_groups[0]["lr"], self.global_step)
             writer.add_scalar("lr/decoder", self.opt_d.param_groups[0]["lr"], self.global_step)
             writer.add_scalar("perf/step_time_s", dt, self.global_step)
@@ -854,6 +894,8 @@ class Trainer:
             print(f"\nwarning (epoch {epoch}): {message}", file=sys.stderr)
             record.setdefault("warnings", []).append(message)
             writer.add_text("health/warning", message, self.global_step)
+        for k in [k for k in record if k.startswith("grad_")]:
+            writer.add_scalar(f"health/{k}", record[k], self.global_step)
         last_epoch = epoch == cfg.optim.epochs
         if epoch % cfg.train.val_every == 0 or last_epoch:
             val = self.validate()

@@ -30,7 +30,7 @@ def main(data_root: str, out: str) -> None:
         cfg.optim.lr_e = cfg.optim.lr_d = 0.0  # the step leaves the weights as they are: only gradients differ
     trainer = Trainer(cfg, Path(out).parent / "unused", dist_ctx=ctx)
     for i in range(steps):
-        terms = trainer.train_step(trainer.train_points[15 * i: 15 * (i + 1)].double(), "soft-intro")
+        terms = trainer.train_step(trainer.train_points[15 * i: 15 * (i + 1)].double(), "soft-intro", diagnose=True)
         trainer.global_step += 1
     if ctx.is_main:
         grads = {f"encoder.{k}": p.grad for k, p in trainer.model.encoder.named_parameters()}

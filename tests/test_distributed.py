@@ -50,7 +50,8 @@ def test_one_step_gradients_of_two_processes_equal_one(airplanes_256, tmp_path):
     """Sharded batch + synchronised BatchNorm + global-batch noise + weighted gradient sum
     give the single-process gradients (to float rounding)."""
     one, two = (_worker(airplanes_256, tmp_path / f"g{n}.pt", n, steps=1) for n in (1, 2))
-    for k, v in one["terms"].items():
+    assert {"grad_norm_real", "grad_ratio", "grad_cosine", "kl_real_median"} <= one["terms"].keys()
+    for k, v in one["terms"].items():  # the step's terms, its medians and its gradient diagnostics
         assert two["terms"][k] == pytest.approx(v, rel=1e-6, abs=1e-12), k  # logged as float32
     for k, g in one["grads"].items():
         assert g.dtype == torch.float64 and g.abs().max() > 0, k

@@ -55,6 +55,7 @@ def test_train_step_terms_and_kl_gap(trainer):
     terms = trainer.train_step(trainer.train_points[:8], "soft-intro")
     assert set(terms) == {"rec", "kl_real", "kl_rec", "kl_fake", "kl_gap", "expelbo_rec", "expelbo_fake",
                           "exponent_rec_mean", "exponent_rec_min", "exponent_fake_mean", "exponent_fake_min",
+                          "exponent_equilibrium", "kl_fake_equilibrium", "kl_real_median", "kl_fake_median",
                           "loss_e", "loss_d"}
     assert terms["kl_gap"] == pytest.approx(terms["kl_fake"] - terms["kl_real"])
     assert all(torch.isfinite(torch.tensor(v)) for v in terms.values())
@@ -64,7 +65,7 @@ def test_train_step_terms_and_kl_gap(trainer):
 def test_intro_and_vae_step_terms(trainer):
     intro = trainer.train_step(trainer.train_points[:8], "intro")
     assert set(intro) == {"rec", "kl_real", "kl_rec", "kl_fake", "kl_gap", "hinge_rec", "hinge_fake",
-                          "loss_e", "loss_d"}
+                          "kl_real_median", "kl_fake_median", "loss_e", "loss_d"}
     margin = trainer.cfg.loss.intro_margin
     for which in ("rec", "fake"):  # mean of the hinges >= the hinge of the mean KL (Jensen)
         assert intro[f"hinge_{which}"] >= max(0.0, margin - intro[f"kl_{which}"]) - 1e-4
@@ -119,6 +120,10 @@ def test_smoke_training_on_real_airplanes(airplanes_256, tmp_path):
     assert len(history) == 3 * 6  # 85 shapes, batch 16: 5 full batches and one of 5
     state = load_checkpoint(run)
     assert state["epoch"] == 3 and state["config"]["model"]["num_points"] == 256
+    from pointcloud_sivae.data import load_split, mean_diagonal
+
+    measured = mean_diagonal(load_split(airplanes_256, "airplane", "train").points)  # the frame's unit, recorded
+    assert state["config"]["loss"]["frame_diagonal"] == measured and 0.9 < measured < 1.0  # ShapeNetPart: ~unit
     assert (run / "checkpoints" / "best.pt").is_file()
     info = json.loads((run / "run_info.json").read_text())
     assert info["sessions"][0]["chamfer_backend"] == "torch"
@@ -308,3 +313,18 @@ def test_bf16_autocast_step_keeps_losses_in_float32(trainer):
 
     with pytest.raises(ValueError, match="use off or bf16"):
         set_field(RunConfig(), "train", "amp", "fp16")
+
+
+@pytest.mark.parametrize("method", ["soft-intro", "intro"])
+def test_gradient_diagnostics_measure_without_changing_the_step(airplanes_256, tmp_path, method):
+    """The diagnosed step (the first of each epoch) updates the weights exactly as an undiagnosed one."""
+    a = Trainer.new_run(tiny_config(airplanes_256, tmp_path, "a"))
+    b = Trainer.new_run(tiny_config(airplanes_256, tmp_path, "b"))
+    x = a.train_points[:16]
+    plain, diagnosed = a.train_step(x, method), b.train_step(x, method, diagnose=True)
+    for k, v in _params(a.model).items():
+        assert torch.equal(v, _params(b.model)[k]), k
+    assert not any(k.startswith("grad_") for k in plain)
+    adversarial = ("exp_rec", "exp_fake") if method == "soft-intro" else ("hinge_rec", "hinge_fake")
+    assert {f"grad_norm_{p}" for p in ("real", "adversarial", *adversarial)} <= diagnosed.keys()
+    assert diagnosed["grad_norm_real"] > 0 and -1 <= diagnosed["grad_cosine"] <= 1
