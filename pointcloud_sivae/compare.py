@@ -44,8 +44,14 @@ COLUMNS = {
     "JSD": ("min",) + DISPLAY["JSD"], "diversity-CD": ("one",) + DISPLAY["diversity-CD"],
     "rec-CD": ("min",) + DISPLAY["CD"], "rec-EMD": ("min",) + DISPLAY["EMD"],
     "ELBO": ("max", 1.0, "nats"), "log-p(x)-IW": ("max", 1.0, "nats"),
+    "score": ("max", 100.0, "points"),  # COV-CD - |1-NNA-CD - 50 %|: coverage and fidelity together
+    "kl-gap": ("max", 1.0, "nats"), "grad-ratio": ("max", 1.0, "ratio"), "rec/nn-other": ("min", 1.0, "ratio"),
     "train-time": ("min", 1.0, "s"),
 }
+# Training health, read from the run's metrics.jsonl: means over the second half of its introspective
+# epochs (kl-gap: KL(fake) - KL(real); grad-ratio: encoder gradient norm of the adversarial terms over that
+# of the real ELBO) and its last validation (rec/nn-other: val reconstruction CD over the distance from a val
+# shape to its nearest other val shape).
 DIRECTION_TEXT = {"min": "lower is better", "max": "higher is better", "half": "closest to 50 % is better",
                   "one": "closest to 1 is better"}
 
@@ -204,6 +210,8 @@ def score_run(args, run_dir: Path, seed: int, ev_cache: dict) -> dict[str, float
     if "EMD" in rec:
         out["rec-EMD"] = rec["EMD"]["mean"]
     out["epoch"] = inf.state["epoch"]
+    out["score"] = out["COV-CD"] - abs(out["1-NNA-CD"] - 0.5)
+    out.update(training_health(run_dir / "metrics.jsonl"))
     if args.num_importance == 0:
         return out
     train_x = inf.split("train").points.to(inf.device)
@@ -212,6 +220,25 @@ def score_run(args, run_dir: Path, seed: int, ev_cache: dict) -> dict[str, float
                      seed=seed, chamfer_backend=backend)
     out.update({"ELBO": float(s["elbo"].mean()), "log-p(x)-IW": float(s["log_px_iw"].mean()),
                 "obs_std": obs_std, "epoch": inf.state["epoch"]})
+    return out
+
+
+def training_health(metrics_path: Path) -> dict[str, float]:
+    """``kl-gap`` and ``grad-ratio`` (means over the second half of the introspective epochs; absent for a
+    VAE) and ``rec/nn-other`` (last validation) of a run's ``metrics.jsonl``."""
+    records = [json.loads(ln) for ln in metrics_path.read_text().splitlines() if ln]
+    game = [r for r in records if r.get("method") != "vae" and "kl_gap" in r]
+    out: dict[str, float] = {}
+    if game:
+        half = game[len(game) // 2:]
+        out["kl-gap"] = sum(r["kl_gap"] for r in half) / len(half)
+        diagnosed = [r for r in half if "grad_norm_real" in r]
+        if diagnosed:
+            out["grad-ratio"] = (sum(r["grad_norm_adversarial"] for r in diagnosed)
+                                 / sum(r["grad_norm_real"] for r in diagnosed))
+    validated = [r for r in records if "val_nn_other_cd" in r]
+    if validated:
+        out["rec/nn-other"] = validated[-1]["val_chamfer"] / validated[-1]["val_nn_other_cd"]
     return out
 
 

@@ -56,6 +56,9 @@ def add_sweep_options(c) -> None:
     c.add_argument("--out", type=Path, required=True, help="output folder (cells/, sweep.md, sweep.json)")
     c.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                    help="a training config field and its values (repeatable; cells are the product)")
+    c.add_argument("--cell", action="append", default=[], metavar="KEY=V[;KEY=V...]",
+                   help="one cell given in full, e.g. --cell 'beta_rec=20;warmup_epochs=20' (repeatable; added to "
+                        "the product of --grid; a value may hold commas, e.g. decoder_widths=256,512,1024)")
     c.add_argument("--methods", nargs="+", default=["soft-intro"],
                    help="methods trained in every cell: soft-intro, vae, intro (default: soft-intro)")
     add_training_options(c)
@@ -64,8 +67,9 @@ def add_sweep_options(c) -> None:
     add_protocol(c, "none")
     add_emd(c, "none")
     add_num_importance(c, 0)
-    c.add_argument("--select", choices=sorted(k for k in COLUMNS if k != "train-time"), default="1-NNA-CD",
-                   help="val metric that chooses the cell")
+    c.add_argument("--select", choices=sorted(k for k in COLUMNS if k != "train-time"), default="score",
+                   help="val metric that chooses the cell (default: score = COV-CD - |1-NNA-CD - 50 %%|); cells of "
+                        "an introspective method whose runs do not all keep a positive kl-gap are not eligible")
 
 
 def parse_grid(items: list[str]) -> list[dict[str, str]]:
@@ -88,6 +92,27 @@ def parse_grid(items: list[str]) -> list[dict[str, str]]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*values)] if keys else [{}]
 
 
+def parse_cells(items: list[str]) -> list[dict[str, str]]:
+    """``["a=1;b=x,y"]`` -> ``[{"a": "1", "b": "x,y"}]``: cells given in full.
+
+    Raises:
+        ValueError: a part without ``=`` or a key given twice in one cell.
+    """
+    cells = []
+    for item in items:
+        cell: dict[str, str] = {}
+        for part in filter(None, (x.strip() for x in item.split(";"))):
+            key, sep, value = part.partition("=")
+            key = key.strip().lstrip("-").replace("-", "_")
+            if not sep or not value.strip():
+                raise ValueError(f"--cell {item!r}: expected KEY=V[;KEY=V...] (e.g. 'beta_rec=20;warmup_epochs=20')")
+            if key in cell:
+                raise ValueError(f"--cell {item!r}: {key} given twice")
+            cell[key] = value.strip()
+        cells.append(cell)
+    return cells
+
+
 def cell_name(cell: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in cell.items()) or "base"
 
@@ -102,7 +127,7 @@ def _cell_args(args, cell: dict[str, str]):
 
 def run_sweep(args) -> dict:
     t0 = time.perf_counter()
-    cells = parse_grid(args.grid)
+    cells = (parse_grid(args.grid) if args.grid or not args.cell else []) + parse_cells(args.cell)
     if args.jobs < 1:
         raise ValueError(f"--jobs must be positive, got {args.jobs}")
     jobs = [(cell, method, seed) for cell in cells for method in args.methods for seed in args.seeds]
@@ -131,10 +156,15 @@ def run_sweep(args) -> dict:
     def badness(v: float) -> float:
         return {"min": v, "max": -v, "half": abs(v - 0.5), "one": abs(v - 1.0)}[direction]
 
-    ranked = sorted(((c, m) for c in summary for m in summary[c] if args.select in summary[c][m]),
+    def eligible(c: str, m: str) -> bool:  # an introspective method must keep its game on in every run
+        return all(r.get("kl-gap", 1.0) > 0 for r in per_run[c][m])
+
+    candidates = [(c, m) for c in summary for m in summary[c] if args.select in summary[c][m]]
+    ranked = sorted([cm for cm in candidates if eligible(*cm)] or candidates,
                     key=lambda cm: badness(summary[cm[0]][cm[1]][args.select]["mean"]))
     chosen = {"cell": ranked[0][0], "method": ranked[0][1], "metric": args.select,
-              "direction": DIRECTION_TEXT[direction], **summary[ranked[0][0]][ranked[0][1]][args.select]}
+              "direction": DIRECTION_TEXT[direction], "eligible": eligible(*ranked[0]),
+              "ranking": [f"{c} {m}" for c, m in ranked], **summary[ranked[0][0]][ranked[0][1]][args.select]}
     ev = ev_cache["ev"]
     result = {
         **provenance(), "kind": "sweep", "split": "val", "category": args.category, "data_root": args.data_root,
@@ -145,7 +175,7 @@ def run_sweep(args) -> dict:
         "values_are": "raw (fractions, distances in the protocol's frame); the markdown applies the display units",
         "summary": summary, "per_run": per_run, "run_time_s": round(time.perf_counter() - t0, 3),
     }
-    result["test_command"] = final_test_command(args, chosen)
+    result["test_command"] = final_test_command(args, chosen, {cell_name(c): c for c in cells}[chosen["cell"]])
     markdown = to_markdown(result)
     (args.out / "sweep.md").write_text(markdown)
     write_json(result, args.out / "sweep.json")
@@ -153,9 +183,9 @@ def run_sweep(args) -> dict:
     return result
 
 
-def final_test_command(args, chosen: dict) -> str:
+def final_test_command(args, chosen: dict, cell: dict[str, str]) -> str:
     """The ``python -m eval compare`` call that scores the chosen cell on the test split once."""
-    sets = list(args.overrides) + ([] if chosen["cell"] == "base" else chosen["cell"].split(","))
+    sets = list(args.overrides) + [f"{k}={v}" for k, v in cell.items()]
     return (f"python -m eval compare --data-root {args.data_root} --category {args.category} --epochs {args.epochs} "
             f"--seeds {' '.join(map(str, args.seeds))} --methods {chosen['method']} "
             + (f"--preset {args.preset} " if args.preset else "") + (f"--config {args.config} " if args.config else "")

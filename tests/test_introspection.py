@@ -273,12 +273,23 @@ def test_parse_grid_is_the_product_in_order():
 def test_sweep_scores_every_cell_on_val_and_reuses_runs(airplanes_256, tmp_path, capfd):
     out = tmp_path / "sweep"
     argv = ["sweep", "--data-root", str(airplanes_256), "--epochs", "1", "--seeds", "0", "1", "--device", "cpu",
-            "--grid", "beta_neg=64,1024", "--methods", "soft-intro", "--out", str(out), "--jobs", "2",
+            "--grid", "beta_neg=64,1024", "--cell", "beta_neg=256;decoder_widths=32,64", "--methods", "soft-intro",
+            "--out", str(out), "--jobs", "2",
             "--set", "z_dim=16", "--set", "batch_size=16", "--set", "chamfer_backend=torch"]
     assert eval_main(argv) == 0
     r = json.loads((out / "sweep.json").read_text())
-    assert r["split"] == "val" and r["num_reference"] == 18 and r["cells"] == ["beta_neg=64", "beta_neg=1024"]
-    for cell in r["cells"]:
+    both = "beta_neg=256,decoder_widths=32,64"
+    assert r["split"] == "val" and r["num_reference"] == 18
+    assert r["cells"] == ["beta_neg=64", "beta_neg=1024", both]
+    wide = json.loads((out / "cells" / both / "runs" / "soft-intro-seed0" / "config.json").read_text())
+    assert wide["model"]["decoder_widths"] == [32, 64] and wide["loss"]["beta_neg"] == 256
+    for cell in r["cells"]:  # the selection score and the game's health are read for every run
+        for x in r["per_run"][cell]["soft-intro"]:
+            assert x["score"] == pytest.approx(x["COV-CD"] - abs(x["1-NNA-CD"] - 0.5))
+            assert {"kl-gap", "grad-ratio", "rec/nn-other"} <= x.keys()
+    eligible = [c for c in r["cells"] if all(x["kl-gap"] > 0 for x in r["per_run"][c]["soft-intro"])]
+    assert r["selection"]["metric"] == "score" and (r["selection"]["cell"] in eligible or not eligible)
+    for cell in r["cells"][:2]:
         runs = r["per_run"][cell]["soft-intro"]
         assert [x["seed"] for x in runs] == [0, 1]
         cfg = json.loads((out / "cells" / cell / "runs" / "soft-intro-seed1" / "config.json").read_text())
@@ -289,10 +300,12 @@ def test_sweep_scores_every_cell_on_val_and_reuses_runs(airplanes_256, tmp_path,
     assert r["selection"]["cell"] in r["cells"] and "--split" not in r["test_command"]
     assert "python -m eval compare" in r["test_command"] and "--set beta_neg=" in r["test_command"]
     md = (out / "sweep.md").read_text()
-    assert "| `beta_neg=64` | soft-intro |" in md and "Chosen on val by 1-NNA-CD" in md
+    assert "| `beta_neg=64` | soft-intro |" in md and "Chosen on val by score" in md
+    if r["selection"]["cell"] == both:
+        assert "--set decoder_widths=32,64" in r["test_command"]
     capfd.readouterr()
     assert eval_main(argv) == 0  # finished runs are reused (reported by the worker processes)
-    assert capfd.readouterr().err.count("reusing finished run") == 4
+    assert capfd.readouterr().err.count("reusing finished run") == 6
 
 
 def test_presets_are_listed_and_each_trains_with_finite_diagnostics(airplanes_256, tmp_path, capsys):
