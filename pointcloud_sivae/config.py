@@ -69,7 +69,10 @@ class DataConfig:
     category: str = option("airplane", "ShapeNet category name or synset id, or ModelNet40 class name")
     data_root: str = option("data/shapenet", "prepared data root (written by python -m shapenet_prep)")
     subset_seed: int = option(0, "seed of the fixed point subset of every val/test cloud when --num-points is below "
-                              "the prepared count (training draws a fresh subset per cloud per step)", min=0)
+                              "the prepared count", min=0)
+    train_subsets: str = option("fresh", "when --num-points is below the prepared count, training takes a fresh random "
+                                "subset of every cloud at every step (fresh, PointFlow's), or each cloud's fixed subset "
+                                "(fixed: as if prepared at --num-points)", choices=("fresh", "fixed"))
 
 
 @dataclass

@@ -477,7 +477,8 @@ class Trainer:
         if M == N:
             return {"prepared": N, "model": M, "train": "all", "validation": "all"}
         return {"prepared": N, "model": M,
-                "train": f"a fresh uniform subset of {M} per cloud per step (generator seeded by seed and step)",
+                "train": (f"a fresh uniform subset of {M} per cloud per step (generator seeded by seed and step)"
+                          if self.cfg.data.train_subsets == "fresh" else "the fixed subset of each cloud (as validation)"),
                 "validation": f"a fixed subset of {M} per cloud, seed data.subset_seed = {self.cfg.data.subset_seed}: "
                               + SUBSET_RULE}
 
@@ -686,9 +687,10 @@ class Trainer:
         """The clouds of the global batch ``idx``, (B, M, 3): all prepared points, or (M below the
         prepared count) a fresh uniform subset of M points of each cloud, drawn for the global
         batch by a generator seeded by (seed, step), so a resumed run draws the same subsets."""
-        x = self.train_points[idx]
+        if self.cfg.data.train_subsets == "fixed":
+            return self.train_fixed[idx]
         g = torch.Generator().manual_seed(self.cfg.train.seed * 1_000_003 + self.global_step + 104729)
-        return random_subsets(x, self.cfg.model.num_points, g)
+        return random_subsets(self.train_points[idx], self.cfg.model.num_points, g)
 
     def method_for_epoch(self, epoch: int) -> str:
         """``"vae"`` for epochs 1..warmup_epochs (1-based), the configured ``loss.method`` after."""
@@ -836,7 +838,7 @@ class Trainer:
 
     def _points_text(self) -> str:
         M, N = self.cfg.model.num_points, self.manifest["num_points"]
-        return f"{M} points" if M == N else f"{M} of {N} points: a fresh subset per step, a fixed one for val"
+        return f"{M} points" if M == N else f"{M} of {N} points: a {self.cfg.data.train_subsets} subset per step, a fixed one for val"
 
     def _announce(self) -> None:
         cfg = self.cfg

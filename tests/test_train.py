@@ -225,6 +225,11 @@ def test_fewer_points_train_on_fresh_subsets_and_validate_on_fixed_ones(airplane
     info = json.loads((tmp_path / "full" / "run_info.json").read_text())["sessions"][0]["points"]
     assert info["prepared"] == 256 and info["model"] == 64 and "fixed subset" in info["validation"]
 
+    fixed_cfg = tiny_config(airplanes_256, tmp_path, "fixed", epochs=1)
+    fixed_cfg.model.num_points, fixed_cfg.data.train_subsets = 64, "fixed"
+    fixed = Trainer.new_run(fixed_cfg)  # each cloud's fixed subset at every step, as if prepared at 64 points
+    assert torch.equal(fixed._batch(idx), fixed.train_fixed[idx])
+
     history = full.fit()
     cut_cfg = tiny_config(airplanes_256, tmp_path, "cut", epochs=1)
     cut_cfg.model.num_points = 64
