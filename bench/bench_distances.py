@@ -4,7 +4,7 @@ Measured side by side in one run, on real airplane clouds (ShapeNetPart, resampl
 
 * the matrix-multiply peak (float32 ``mm`` of 4096 x 4096, median GFLOP/s): the
   rate the arithmetic below could run at;
-* training Chamfer (``pointcloud_sivae.chamfer``: nearest-neighbour search by the
+* training Chamfer (``pointcloud_sivae.ops.chamfer``: nearest-neighbour search by the
   backend, then exact distances by gather) forward and forward + backward on
   B x N x N, for each installed backend (torch, keops, pytorch3d), plus the
   reference's dense ``bmm`` formulation;
@@ -37,9 +37,9 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import matmul_peak, real_clouds, timed  # noqa: E402
 from bench.naive_step import reference_chamfer  # noqa: E402
-from pointcloud_sivae.distances import pairwise_chamfer  # noqa: E402
-from pointcloud_sivae.chamfer import BACKENDS, chamfer_distance  # noqa: E402
-from pointcloud_sivae.runtime import select_device  # noqa: E402
+from pointcloud_sivae.metrics.distances import pairwise_chamfer  # noqa: E402
+from pointcloud_sivae.ops.chamfer import BACKENDS, chamfer_distance  # noqa: E402
+from pointcloud_sivae.utils.runtime import select_device  # noqa: E402
 
 FLOPS_PER_PAIR = 8
 

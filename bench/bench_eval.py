@@ -2,7 +2,7 @@
 
 Measured side by side in one run:
 
-* ours: ``pointcloud_sivae.evaluation.GenerationEvaluator`` (each matrix once, symmetric matrices
+* ours: ``pointcloud_sivae.metrics.evaluator.GenerationEvaluator`` (each matrix once, symmetric matrices
   as upper triangles, numba Chamfer kernel on CPU / torch on CUDA);
 * naive: the public PointFlow scheme, ``_pairwise_EMD_CD_``: a loop over clouds,
   each against batches of the other set, Chamfer via three ``bmm`` and full N x M
@@ -42,9 +42,10 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import real_clouds  # noqa: E402
 from bench.naive_step import reference_chamfer  # noqa: E402
-from pointcloud_sivae.distances import emd_approx, emd_exact, pairwise_emd  # noqa: E402
-from pointcloud_sivae.evaluation import GenerationEvaluator  # noqa: E402
-from pointcloud_sivae.runtime import select_device  # noqa: E402
+from pointcloud_sivae.metrics.distances import pairwise_emd  # noqa: E402
+from pointcloud_sivae.ops.emd import emd_approx, emd_exact  # noqa: E402
+from pointcloud_sivae.metrics.evaluator import GenerationEvaluator  # noqa: E402
+from pointcloud_sivae.utils.runtime import select_device  # noqa: E402
 
 
 def naive_rows_time(sample: torch.Tensor, ref: torch.Tensor, rows: int, batch: int, device) -> float:
@@ -62,8 +63,8 @@ def naive_rows_time(sample: torch.Tensor, ref: torch.Tensor, rows: int, batch: i
 
 def emd_per_pair(sample, ref, pairs: int, device) -> list[tuple[str, float, str]]:
     """Rows (implementation, median ms per pair, deviation from exact) on pairs (sample[k], ref[k])."""
-    from pointcloud_sivae._emd_kernels import approxmatch_rows
-    from pointcloud_sivae.distances import POINTFLOW_LEVELS, kernel_clouds
+    from pointcloud_sivae.ops._emd_kernels import approxmatch_rows
+    from pointcloud_sivae.ops.emd import POINTFLOW_LEVELS, kernel_clouds
 
     exact, t_exact = [], []
     for k in range(pairs):
@@ -106,7 +107,7 @@ def emd_per_pair(sample, ref, pairs: int, device) -> list[tuple[str, float, str]
             t_all.append((time.perf_counter() - t) / pairs)
         rows.append((f"approxmatch, numba ({pairs} pairs per call, {numba.get_num_threads()} threads)",
                      statistics.median(t_all) * 1e3, deviation(out)))
-        from pointcloud_sivae._emd_kernels import approxmatch_both_rows
+        from pointcloud_sivae.ops._emd_kernels import approxmatch_both_rows
 
         both = kernel_clouds(np.concatenate([ref[:pairs], sample[:pairs]]), 2)
         fwd, rev = np.empty(pairs), np.empty(pairs)
@@ -124,7 +125,7 @@ def emd_per_pair(sample, ref, pairs: int, device) -> list[tuple[str, float, str]
 
 def emd_table(sample, ref, n: int, device) -> dict:
     """Seconds for the three EMD matrices of an n + n table, default backend for ``device``."""
-    from pointcloud_sivae.distances import resolve_emd_backend
+    from pointcloud_sivae.ops.emd import resolve_emd_backend
 
     S, R = sample[:n], ref[:n]
     pairwise_emd(S[:2], R[:2], device=device)  # warm-up

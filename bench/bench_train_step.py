@@ -5,7 +5,7 @@ Prints a table of medians (and min/max) over repeated runs, all measured in one 
 * **naive**: the same step as the public reference computes it
   (:mod:`bench.naive_step`: dense ``bmm`` Chamfer, Conv1d-layout encoder, every
   pass recomputed), on the same model, batch and data;
-* **ours**: :meth:`pointcloud_sivae.train.Trainer.train_step` per available
+* **ours**: :meth:`pointcloud_sivae.training.trainer.Trainer.train_step` per available
   Chamfer backend, and with ``--amp bf16`` / ``--compile`` where asked;
 * the speed-up of each against the naive step (shapes/s ratio);
 * where the time goes: one encoder forward+backward, one Chamfer forward+backward,
@@ -32,12 +32,12 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pointcloud_sivae.chamfer import BACKENDS, chamfer_distance, resolve_backend  # noqa: E402
-from pointcloud_sivae.config import RunConfig  # noqa: E402
+from pointcloud_sivae.ops.chamfer import BACKENDS, chamfer_distance, resolve_backend  # noqa: E402
+from pointcloud_sivae.training.config import RunConfig  # noqa: E402
 from bench.common import matmul_peak, timed  # noqa: E402
 from bench.naive_step import NaiveStep  # noqa: E402
-from pointcloud_sivae.runtime import select_device  # noqa: E402
-from pointcloud_sivae.train import Trainer  # noqa: E402
+from pointcloud_sivae.utils.runtime import select_device  # noqa: E402
+from pointcloud_sivae.training.trainer import Trainer  # noqa: E402
 from shapenet_prep import PrepareOptions, prepare_category  # noqa: E402
 
 
@@ -124,7 +124,7 @@ def main() -> int:
             (mu.sum() + lv.sum()).backward()
 
         def dec_fb():
-            m.decode(torch.randn(len(x), m.config.z_dim, device=device)).sum().backward()
+            m.decode(torch.randn(len(x), m.z_dim, device=device)).sum().backward()
 
         rows.append(("  encoder fwd+bwd (1 of 5 passes)", "", timed(enc_fb, args.repeats, device), len(x)))
         rows.append(("  decoder fwd+bwd", "", timed(dec_fb, args.repeats, device), len(x)))

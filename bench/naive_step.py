@@ -1,6 +1,6 @@
 """The Soft-IntroVAE step computed the way the public reference code computes it (benchmark baseline).
 
-Same model, same objective as :class:`pointcloud_sivae.train.Trainer`, but with the
+Same model, same objective as :class:`pointcloud_sivae.training.trainer.Trainer`, but with the
 reference's implementation choices, so that the benchmark measures the cost of
 those choices and nothing else:
 
@@ -23,7 +23,8 @@ import math
 
 import torch
 
-from pointcloud_sivae.losses import gaussian_kl
+from pointcloud_sivae.models.vae import reparameterize
+from pointcloud_sivae.objectives import gaussian_kl
 
 
 def reference_chamfer(x: torch.Tensor, y: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
@@ -49,8 +50,9 @@ class NaiveStep:
         self.t = trainer
         self.m = trainer.model
         self.L = trainer.cfg.loss
-        self.scale = trainer.scale
-        self.c = trainer.rec_factor  # L_r = c * summed Chamfer (point count and frame)
+        scales = trainer.objectives["vae"]  # the run's s and c (every method's are the same)
+        self.scale = scales.s
+        self.c = scales.c  # L_r = c * summed Chamfer (point count and frame)
 
     def encode(self, x):
         """The reference's encoder: ``Conv1d -> ReLU -> BatchNorm1d`` per layer in the (B, C, N)
@@ -64,11 +66,11 @@ class NaiveStep:
         return enc.mu(h), enc.logvar(h)
 
     def kl(self, mu, logvar):
-        return gaussian_kl(mu, logvar, self.m.config.prior_std)
+        return gaussian_kl(mu, logvar, self.m.prior_std)
 
     def step(self, x: torch.Tensor) -> float:
         m, L, s = self.m, self.L, self.scale
-        noise = m.config.prior_std * torch.randn(x.shape[0], m.config.z_dim, device=x.device)
+        noise = m.prior_std * torch.randn(x.shape[0], m.z_dim, device=x.device)
         # ----- encoder -----
         for p in m.encoder.parameters():
             p.requires_grad_(True)
@@ -76,13 +78,13 @@ class NaiveStep:
             p.requires_grad_(False)
         fake = m.decode(noise)
         mu, logvar = self.encode(x)
-        x_rec = m.decode(m.reparameterize(mu, logvar))
+        x_rec = m.decode(reparameterize(mu, logvar, torch.randn_like(mu)))
         loss_rec = self.c * reference_chamfer(x, x_rec).mean()
         kl_real = self.kl(mu, logvar).mean()
         mu_r, lv_r = self.encode(x_rec.detach())
-        rec_rec = m.decode(m.reparameterize(mu_r, lv_r))
+        rec_rec = m.decode(reparameterize(mu_r, lv_r, torch.randn_like(mu)))
         mu_f, lv_f = self.encode(fake.detach())
-        rec_fake = m.decode(m.reparameterize(mu_f, lv_f))
+        rec_fake = m.decode(reparameterize(mu_f, lv_f, torch.randn_like(mu)))
         kl_rec, kl_fake = self.kl(mu_r, lv_r), self.kl(mu_f, lv_f)
         rr = self.c * reference_chamfer(x_rec.detach(), rec_rec)
         rf = self.c * reference_chamfer(fake, rec_fake)
@@ -99,13 +101,13 @@ class NaiveStep:
             p.requires_grad_(True)
         fake = m.decode(noise)
         with torch.no_grad():
-            z = m.reparameterize(mu.detach(), logvar.detach())
+            z = reparameterize(mu.detach(), logvar.detach(), torch.randn_like(mu))
         rec = m.decode(z)
         loss_rec = self.c * reference_chamfer(x, rec).mean()
         mu_r, lv_r = self.encode(rec)
         mu_f, lv_f = self.encode(fake)
-        rec_rec = m.decode(m.reparameterize(mu_r, lv_r).detach())
-        rec_fake = m.decode(m.reparameterize(mu_f, lv_f).detach())
+        rec_rec = m.decode(reparameterize(mu_r, lv_r, torch.randn_like(mu)).detach())
+        rec_fake = m.decode(reparameterize(mu_f, lv_f, torch.randn_like(mu)).detach())
         loss_rr = self.c * reference_chamfer(rec.detach(), rec_rec).mean()
         loss_rf = self.c * reference_chamfer(fake.detach(), rec_fake).mean()
         loss_d = s * (L.beta_rec * loss_rec + L.beta_kl * 0.5 * (self.kl(mu_r, lv_r).mean() + self.kl(mu_f, lv_f).mean())

@@ -12,9 +12,9 @@ import argparse
 import math
 import sys
 
-from pointcloud_sivae.checkpoint import CheckpointError, error_detail
-from pointcloud_sivae.chamfer import CHOICES as CHAMFER_CHOICES
-from pointcloud_sivae.render import RenderError
+from pointcloud_sivae.training.checkpoint import CheckpointError, error_detail
+from pointcloud_sivae.ops.chamfer import CHOICES as CHAMFER_CHOICES
+from pointcloud_sivae.utils.render import RenderError
 
 SPLITS = ("train", "val", "test")
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -100,7 +100,7 @@ def add_verbose(p: argparse.ArgumentParser, *, subcommand: bool = False) -> None
 
 
 def add_protocol(p: argparse.ArgumentParser, default: str = "pointflow") -> None:
-    from pointcloud_sivae.protocols import PROTOCOLS
+    from pointcloud_sivae.metrics.protocols import PROTOCOLS
 
     p.add_argument("--protocol", choices=PROTOCOLS, default=default,
                    help="frame the metrics are computed in: pointflow (de-normalised source frame), norm_box "

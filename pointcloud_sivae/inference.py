@@ -1,7 +1,7 @@
 """Using a trained checkpoint: encode, decode, find shapes, write clouds.
 
 Clouds written to disk are in the *evaluation frame* of the data
-(:class:`~pointcloud_sivae.normalization.EvaluationFrame`: source coordinates for
+(:class:`~pointcloud_sivae.data.normalization.EvaluationFrame`: source coordinates for
 normalisation ``none``/``global``; radius 0.5 for per-shape normalisations), so PLY
 files line up with the ShapeNet data they came from; the model reads and writes the
 *model frame*.
@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pointcloud_sivae.checkpoint import load_model, resolve_checkpoint_path
-from pointcloud_sivae.data import load_split
-from pointcloud_sivae.normalization import EvaluationFrame
-from pointcloud_sivae.ply import read_points, write_ply
-from pointcloud_sivae.runtime import select_device
+from pointcloud_sivae.training.checkpoint import load_model, resolve_checkpoint_path
+from pointcloud_sivae.data.prepared import load_split
+from pointcloud_sivae.data.normalization import EvaluationFrame
+from pointcloud_sivae.utils.ply import read_points, write_ply
+from pointcloud_sivae.utils.runtime import select_device
 
 
 class ShapeNotFoundError(ValueError):
@@ -42,7 +42,7 @@ class Inference:
         self.config = self.state["config"]
         self.manifest = self.state["manifest"]
         self.normalization = self.manifest["normalization"]
-        self.num_points = self.model.config.num_points
+        self.num_points = self.model.num_points
         self.data_root = data_root or self.config["data"]["data_root"]
         self.frame = EvaluationFrame.of(self.normalization)  # model frame <-> evaluation frame
 

@@ -20,8 +20,8 @@ import torch
 
 from pointcloud_sivae.cli import base_parser, bounded_int, run
 from pointcloud_sivae.inference import Inference, write_clouds
-from pointcloud_sivae.latent import PATHS, interpolate
-from pointcloud_sivae.render import render_frames, save_gif, save_png, strip
+from pointcloud_sivae.models.latent import PATHS, interpolate
+from pointcloud_sivae.utils.render import render_frames, save_gif, save_png, strip
 
 
 def endpoint(inf: Inference, spec: str, resample: bool) -> tuple[str, torch.Tensor]:

@@ -36,6 +36,10 @@ from typing import Callable
 import numpy as np
 import torch
 
+from pointcloud_sivae.models.vae import reparameterize
+from pointcloud_sivae.objectives import gaussian_kl
+from pointcloud_sivae.ops.chamfer import chamfer_distance
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -100,11 +104,9 @@ def importance_log_weights(
     if not prior_std > 0:
         raise ValueError(f"prior_std must be positive, got {prior_std}")
     prior_logvar = torch.full_like(mu, 2.0 * math.log(prior_std))
-    std = (0.5 * logvar).exp()
     rows = []
     for _ in range(num_samples):
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        z = mu + std * eps
+        z = reparameterize(mu, logvar, torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype))
         rows.append(log_likelihood(z) + gaussian_log_density(z, torch.zeros_like(mu), prior_logvar)
                     - gaussian_log_density(z, mu, logvar))
     return torch.stack(rows)
@@ -124,7 +126,7 @@ def fit_obs_std(model, points: torch.Tensor, batch_size: int = 64) -> float:
     search, scipy), with the model in eval mode.
 
     Args:
-        model: a :class:`~pointcloud_sivae.model.SoftIntroVAE`.
+        model: a :class:`~pointcloud_sivae.models.vae.SoftIntroVAE`.
         points: (M, N, 3) model-frame clouds.
 
     Returns:
@@ -161,14 +163,14 @@ def score_clouds(
     """Per-shape likelihood scores of model-frame clouds under a trained model (eval mode).
 
     Args:
-        model: a :class:`~pointcloud_sivae.model.SoftIntroVAE`.
+        model: a :class:`~pointcloud_sivae.models.vae.SoftIntroVAE`.
         points: (M, N, 3) float32 clouds, in the frame the model was trained in.
         obs_std: ``sigma`` of the observation model (see the module docstring).
         num_samples: K importance samples per shape.
         batch_size: shapes per block.
         seed: seeds the importance samples.
         chamfer_backend: of the reconstruction Chamfer distance
-            (:func:`~pointcloud_sivae.chamfer.resolve_backend`).
+            (:func:`~pointcloud_sivae.ops.chamfer.resolve_backend`).
 
     Returns:
         ``{"log_px_iw": (M,), "elbo": (M,), "kl": (M,), "rec_chamfer": (M,)}`` float64 arrays:
@@ -176,13 +178,11 @@ def score_clouds(
         to the prior (nats), and the Chamfer distance of the posterior-mean reconstruction
         (squared L2, mean over points, model frame).
     """
-    from pointcloud_sivae.chamfer import chamfer_distance
-    from pointcloud_sivae.losses import gaussian_kl
 
     was_training = model.training
     model.eval()
     g = torch.Generator(device=points.device).manual_seed(seed)
-    prior_std = model.config.prior_std
+    prior_std = model.prior_std
     out: dict[str, list] = {"log_px_iw": [], "elbo": [], "kl": [], "rec_chamfer": []}
     try:
         for x in points.split(batch_size):

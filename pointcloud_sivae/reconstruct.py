@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from pointcloud_sivae.cli import SPLITS, add_chamfer_backend, base_parser, bounded_int, run
-from pointcloud_sivae.chamfer import resolve_backend
-from pointcloud_sivae.distances import paired_chamfer
+from pointcloud_sivae.ops.chamfer import resolve_backend
+from pointcloud_sivae.metrics.distances import paired_chamfer
 from pointcloud_sivae.inference import Inference, write_clouds
-from pointcloud_sivae.render import ROLE_COLORS, HeadlessRenderer, save_png, side_by_side_offsets
+from pointcloud_sivae.utils.render import ROLE_COLORS, HeadlessRenderer, save_png, side_by_side_offsets
 
 def reconstruct(args) -> None:
     inf = Inference(args.checkpoint, args.device, args.data_root)

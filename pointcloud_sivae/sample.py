@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pointcloud_sivae.cli import base_parser, bounded_int, run
 from pointcloud_sivae.inference import Inference, write_clouds
-from pointcloud_sivae.render import ROLE_COLORS, HeadlessRenderer, save_png, strip
+from pointcloud_sivae.utils.render import ROLE_COLORS, HeadlessRenderer, save_png, strip
 
 
 def sample(args) -> None:
@@ -25,7 +25,7 @@ def sample(args) -> None:
     out = Path(args.out)
     write_clouds(out, {"sample": clouds}, names, {
         "kind": "sample", "checkpoint": str(inf.checkpoint), "epoch": inf.state["epoch"], "seed": args.seed,
-        "prior_std": inf.model.config.prior_std, "num_points": inf.num_points, "frame": "output (evaluation) frame",
+        "prior_std": inf.model.prior_std, "num_points": inf.num_points, "frame": "output (evaluation) frame",
         "normalization": inf.normalization})
     if not args.no_render:
         with HeadlessRenderer() as r:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from pointcloud_sivae.cli import add_verbose, bounded_float, run
-from pointcloud_sivae.render import (
+from pointcloud_sivae.utils.render import (
     ROLE_COLORS,
     HeadlessRenderer,
     RenderError,

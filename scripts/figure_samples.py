@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pointcloud_sivae.inference import Inference  # noqa: E402
-from pointcloud_sivae.render import render_grid, save_png  # noqa: E402
+from pointcloud_sivae.utils.render import render_grid, save_png  # noqa: E402
 
 
 def main(argv=None) -> int:

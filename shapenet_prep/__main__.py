@@ -7,9 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-from pointcloud_sivae.checkpoint import error_detail
+from pointcloud_sivae.training.checkpoint import error_detail
 from pointcloud_sivae.cli import add_progress, add_verbose, bounded_float, bounded_int
-from pointcloud_sivae.normalization import NORMALIZATIONS
+from pointcloud_sivae.data.normalization import NORMALIZATIONS
 from shapenet_prep.common import DEFAULT_NUM_POINTS
 from shapenet_prep.errors import MalformedShapeError
 from shapenet_prep.prepare import FORMATS, SAMPLING_METHODS, PrepareOptions, prepare_category

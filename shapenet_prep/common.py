@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pointcloud_sivae.data import shape_rng  # noqa: F401 (the readers take it from here)
+from pointcloud_sivae.data.prepared import shape_rng  # noqa: F401 (the readers take it from here)
 from shapenet_prep.errors import MalformedShapeError
 
 

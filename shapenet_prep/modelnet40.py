@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pointcloud_sivae.categories import MODELNET40_CLASSES
+from pointcloud_sivae.data.categories import MODELNET40_CLASSES
 from shapenet_prep.common import Sampling, ShapeRef, read_text_table, require_dir, subsample
 from shapenet_prep.errors import MalformedShapeError
 

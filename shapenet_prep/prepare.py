@@ -10,7 +10,7 @@ Stages:
    key hashes the source and the sampling options. A killed run resumes where it
    stopped; broken shapes are not retried unless ``retry_failed``.
 3. **Split** (official if every usable shape has one, else a seeded permutation of
-   the sorted ids cut by fractions), **normalise** (``pointcloud_sivae.normalization``,
+   the sorted ids cut by fractions), **normalise** (``pointcloud_sivae.data.normalization``,
    the one implementation shared with training and evaluation) and **write**
    ``{train,val,test}.npz``, ``manifest.json`` and ``skipped.txt`` into a temporary
    folder renamed into place.
@@ -36,9 +36,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from pointcloud_sivae.categories import canonical_category, synset_of
-from pointcloud_sivae.normalization import NORMALIZATIONS, fit_global_stats, normalization_params, normalize
-from pointcloud_sivae.runtime import atomic_write, provenance
+from pointcloud_sivae.data.categories import canonical_category, synset_of
+from pointcloud_sivae.data.normalization import NORMALIZATIONS, fit_global_stats, normalization_params, normalize
+from pointcloud_sivae.utils.runtime import atomic_write, provenance
 from shapenet_prep import meshes, modelnet40, shapenetpart
 from shapenet_prep.common import DEFAULT_NUM_POINTS, Sampling, ShapeRef
 from shapenet_prep.errors import MalformedShapeError

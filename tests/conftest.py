@@ -29,7 +29,7 @@ def airplanes_256(tmp_path_factory) -> Path:
 
 def tiny_config(data_root: Path, out_dir: Path, name: str, epochs: int = 2):
     """A small, fast run on CPU: z_dim 16, batch 16, torch Chamfer backend."""
-    from pointcloud_sivae.config import RunConfig
+    from pointcloud_sivae.training.config import RunConfig
 
     cfg = RunConfig()
     cfg.data.data_root = str(data_root)
@@ -50,7 +50,7 @@ def tiny_config(data_root: Path, out_dir: Path, name: str, epochs: int = 2):
 @pytest.fixture(scope="session")
 def trained_run(airplanes_256, tmp_path_factory) -> Path:
     """A run trained for one epoch on the real airplanes at 256 points; returns its folder."""
-    from pointcloud_sivae.train import Trainer
+    from pointcloud_sivae.training.trainer import Trainer
 
     out = tmp_path_factory.mktemp("trained")
     Trainer.new_run(tiny_config(airplanes_256, out, "run", epochs=1)).fit()

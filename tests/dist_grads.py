@@ -14,8 +14,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pointcloud_sivae.distributed import init_from_env, leave  # noqa: E402
-from pointcloud_sivae.train import Trainer  # noqa: E402
+from pointcloud_sivae.training.distributed import init_from_env, leave  # noqa: E402
+from pointcloud_sivae.training.trainer import Trainer  # noqa: E402
 from tests.conftest import tiny_config  # noqa: E402
 
 

@@ -143,7 +143,7 @@ def test_eval_sets_refuses_mixed_point_counts(tmp_path, capsys):
 def test_checkpoint_errors_are_one_line_of_ours(tmp_path):
     import torch
 
-    from pointcloud_sivae.checkpoint import CheckpointError, load_checkpoint
+    from pointcloud_sivae.training.checkpoint import CheckpointError, load_checkpoint
 
     (tmp_path / "empty.pt").write_bytes(b"")
     with pytest.raises(CheckpointError, match=r"empty.pt: the file is empty \(0 bytes\)"):
@@ -177,21 +177,22 @@ def test_full_disk_is_refused_before_training_and_mid_run_keeps_the_last_checkpo
     import shutil as _shutil
     from collections import namedtuple
 
-    import pointcloud_sivae.train as train_mod
-    from pointcloud_sivae.checkpoint import load_checkpoint
+    import pointcloud_sivae.training.run_folder as folder_mod
+    from pointcloud_sivae.training.checkpoint import load_checkpoint
+    from pointcloud_sivae.training.trainer import Trainer
 
     from .conftest import tiny_config
 
     usage = namedtuple("usage", "total used free")
     real_usage = _shutil.disk_usage
-    monkeypatch.setattr(train_mod.shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 1000, 1000))
-    with pytest.raises(train_mod.RunFolderError, match="not enough free space for checkpoints"):
-        train_mod.Trainer.new_run(tiny_config(airplanes_256, tmp_path, "full", epochs=1))
+    monkeypatch.setattr(folder_mod.shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(folder_mod.RunFolderError, match="not enough free space for checkpoints"):
+        Trainer.new_run(tiny_config(airplanes_256, tmp_path, "full", epochs=1))
     assert not (tmp_path / "full" / "metrics.jsonl").exists()
-    monkeypatch.setattr(train_mod.shutil, "disk_usage", real_usage)
-    trainer = train_mod.Trainer.new_run(tiny_config(airplanes_256, tmp_path, "mid", epochs=3))
+    monkeypatch.setattr(folder_mod.shutil, "disk_usage", real_usage)
+    trainer = Trainer.new_run(tiny_config(airplanes_256, tmp_path, "mid", epochs=3))
     calls = {"n": 0}
-    real_save = train_mod.save_checkpoint
+    real_save = folder_mod.save_checkpoint
 
     def save(state, path):
         calls["n"] += 1
@@ -199,14 +200,14 @@ def test_full_disk_is_refused_before_training_and_mid_run_keeps_the_last_checkpo
             raise OSError(28, "No space left on device")
         real_save(state, path)
 
-    monkeypatch.setattr(train_mod, "save_checkpoint", save)
-    with pytest.raises(train_mod.RunFolderError, match="No space left on device; the last good checkpoint .* intact"):
+    monkeypatch.setattr(folder_mod, "save_checkpoint", save)
+    with pytest.raises(folder_mod.RunFolderError, match="No space left on device; the last good checkpoint .* intact"):
         trainer.fit()
     assert load_checkpoint(tmp_path / "mid")["epoch"] == 1
 
 
 def test_stale_checkpoint_temporaries_are_removed_on_resume(airplanes_256, tmp_path, capsys):
-    from pointcloud_sivae.train import Trainer
+    from pointcloud_sivae.training.trainer import Trainer
 
     from .conftest import tiny_config
 
@@ -218,7 +219,7 @@ def test_stale_checkpoint_temporaries_are_removed_on_resume(airplanes_256, tmp_p
 
 
 def test_prepared_data_with_nan_is_refused_when_loaded(airplanes_256, tmp_path):
-    from pointcloud_sivae.data import load_split
+    from pointcloud_sivae.data.prepared import load_split
 
     root = tmp_path / "copy"
     shutil.copytree(airplanes_256, root)
@@ -234,7 +235,7 @@ def test_prepared_data_with_nan_is_refused_when_loaded(airplanes_256, tmp_path):
 def test_resume_after_a_milestone_and_a_validation_epoch_is_bit_exact(airplanes_256, tmp_path):
     import torch
 
-    from pointcloud_sivae.train import Trainer
+    from pointcloud_sivae.training.trainer import Trainer
 
     from .conftest import tiny_config
 

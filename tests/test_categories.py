@@ -1,6 +1,6 @@
 import pytest
 
-from pointcloud_sivae.categories import CATEGORY_TO_SYNSET, SYNSET_TO_CATEGORY, canonical_category, synset_of
+from pointcloud_sivae.data.categories import CATEGORY_TO_SYNSET, SYNSET_TO_CATEGORY, canonical_category, synset_of
 
 
 def test_all_55_shapenetcore_categories_with_unique_synsets():

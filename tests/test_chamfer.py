@@ -3,7 +3,7 @@ import pytest
 import torch
 from scipy.spatial import cKDTree
 
-from pointcloud_sivae.chamfer import BACKENDS, _nn_torch, chamfer_distance, nearest_neighbors, resolve_backend
+from pointcloud_sivae.ops.chamfer import BACKENDS, _nn_torch, chamfer_distance, nearest_neighbors, resolve_backend
 
 from .conftest import AIRPLANE_TXT, require_shared_airplanes
 

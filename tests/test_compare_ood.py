@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from eval.__main__ import main as eval_main
-from pointcloud_sivae.compare import best_per_metric
-from eval.metrics import auroc
+from pointcloud_sivae.compare import main as compare_main
+from pointcloud_sivae.experiments.compare import best_per_metric
+from eval.ood import auroc
 
 from .conftest import SHARED_DATA
 
@@ -64,10 +65,10 @@ def test_ood_command_refuses_a_different_point_count(trained_run, tmp_path, caps
 
 def test_compare_command_trains_scores_and_reuses(airplanes_256, tmp_path, capsys):
     out = tmp_path / "cmp"
-    argv = ["compare", "--data-root", str(airplanes_256), "--methods", "soft-intro", "vae", "--seeds", "0",
+    argv = ["--data-root", str(airplanes_256), "--methods", "soft-intro", "vae", "--seeds", "0",
             "--epochs", "1", "--emd", "none", "--num-importance", "2", "--device", "cpu", "--out", str(out),
             "--set", "z_dim=16", "--set", "batch_size=16", "--set", "chamfer_backend=torch"]
-    assert eval_main(argv) == 0
+    assert compare_main(argv) == 0
     r = json.loads((out / "comparison.json").read_text())
     assert r["methods"] == ["soft-intro", "vae"] and r["epochs"] == 1 and r["num_reference"] == 18
     assert r["train_config"]["model"]["z_dim"] == 16
@@ -81,11 +82,11 @@ def test_compare_command_trains_scores_and_reuses(airplanes_256, tmp_path, capsy
     assert "| metric | unit | soft-intro | vae |" in md and "1-NNA-CD" in md
     assert r["train_configs"]["vae"]["loss"]["method"] == "vae" and "* `soft-intro`: loss" in md
     capsys.readouterr()
-    assert eval_main(argv) == 0  # a second call reuses the finished runs
+    assert compare_main(argv) == 0  # a second call reuses the finished runs
     assert capsys.readouterr().err.count("reusing finished run") == 2
     again = json.loads((out / "comparison.json").read_text())
     assert again["per_run"]["vae"][0]["train-time"] == r["per_run"]["vae"][0]["train-time"]
-    assert eval_main(argv[:-2] + ["--set", "beta_rec=5"]) == 2  # a different config in the same folder
+    assert compare_main(argv[:-2] + ["--set", "beta_rec=5"]) == 2  # a different config in the same folder
     assert "holds a run with another config" in capsys.readouterr().err
 
 
@@ -101,11 +102,11 @@ def test_best_per_metric_directions():
 
 
 def test_compare_refuses_unknown_methods_and_keys(tmp_path, capsys):
-    assert eval_main(["compare", "--out", str(tmp_path), "--epochs", "1", "--methods", "gan"]) == 2
+    assert compare_main(["--out", str(tmp_path), "--epochs", "1", "--methods", "gan"]) == 2
     assert "unknown method(s) ['gan']" in capsys.readouterr().err
-    assert eval_main(["compare", "--out", str(tmp_path), "--epochs", "1", "--set", "lr=1"]) == 2
+    assert compare_main(["--out", str(tmp_path), "--epochs", "1", "--set", "lr=1"]) == 2
     assert "expected KEY=VALUE with KEY a training config field" in capsys.readouterr().err
-    assert eval_main(["compare", "--out", str(tmp_path), "--epochs", "1", "--set", "gan:beta_kl=2"]) == 2
+    assert compare_main(["--out", str(tmp_path), "--epochs", "1", "--set", "gan:beta_kl=2"]) == 2
     assert "'gan' is not a method" in capsys.readouterr().err
 
 
@@ -116,7 +117,7 @@ def test_compare_checks_the_protocol_before_training(airplanes_256, tmp_path, ca
     shapenet_prep.prepare_category(shapenet_prep.PrepareOptions(
         source=SHARED_DATA / "shapenetpart", category="airplane", out=root, num_points=64,
         normalization="unit_sphere", progress=False))
-    assert eval_main(["compare", "--out", str(tmp_path / "c"), "--epochs", "1", "--data-root", str(root)]) == 2
+    assert compare_main(["--out", str(tmp_path / "c"), "--epochs", "1", "--data-root", str(root)]) == 2
     assert "use --protocol norm_box or none" in capsys.readouterr().err
     assert not (tmp_path / "c" / "runs").exists()  # nothing trained
 
@@ -124,7 +125,7 @@ def test_compare_checks_the_protocol_before_training(airplanes_256, tmp_path, ca
 def test_compare_per_method_settings(airplanes_256, tmp_path):
     from types import SimpleNamespace
 
-    from pointcloud_sivae.compare import _train_config
+    from pointcloud_sivae.experiments.compare import _train_config
 
     args = SimpleNamespace(overrides=["vae:beta_kl=2", "soft-intro:warmup_epochs=3", "z_dim=16"], epochs=1,
                            out=tmp_path, data_root=str(airplanes_256), category="airplane", device="cpu",

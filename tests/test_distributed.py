@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from pointcloud_sivae.checkpoint import load_checkpoint
+from pointcloud_sivae.training.checkpoint import load_checkpoint
 
 from .conftest import REPO
 
@@ -22,7 +22,7 @@ def _flags(data_root, out_dir, name, epochs):
 
 
 def _run(argv, nproc=1, resume=None):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     if nproc > 1:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                "-m", "pointcloud_sivae.train"]
@@ -91,7 +91,7 @@ def test_torchrun_resumes_bit_exact_and_across_process_counts(airplanes_256, tmp
       counter and the sessions are right, and the result is finite."""
     _run(_flags(airplanes_256, tmp_path, "two", 2), nproc=2)
     cut = _run(_flags(airplanes_256, tmp_path, "cut", 1), nproc=2)
-    assert "2 process(es)" in cut.stderr
+    assert "2 process(es)" in cut.stderr and "deprecated" not in cut.stderr  # the supported collectives
     shutil.copytree(tmp_path / "cut", tmp_path / "down")  # the same epoch-1 checkpoint, resumed by 1 process
     _run(["--resume", str(tmp_path / "cut"), "--epochs", "2", "--progress", "false"], nproc=2)
     assert _without_times(_records(tmp_path / "cut")) == _without_times(_records(tmp_path / "two"))
@@ -113,3 +113,35 @@ def test_torchrun_resumes_bit_exact_and_across_process_counts(airplanes_256, tmp
         assert [s["processes"] for s in info["sessions"]] == processes, name
         assert [s["start_epoch"] for s in info["sessions"]] == [0, 1], name
         assert [r["epoch"] for r in _records(tmp_path / name)] == [1, 2], name
+
+
+def test_each_process_takes_its_share_of_the_cores():
+    import numba
+
+    from pointcloud_sivae.training.distributed import DistContext, share_cores
+
+    before = torch.get_num_threads(), numba.get_num_threads()
+    try:
+        cores = len(os.sched_getaffinity(0))
+        assert share_cores(DistContext()) == before[0]  # one process: unchanged
+        got = share_cores(DistContext(rank=1, world_size=2, local_rank=1, local_world_size=2))
+        assert got == max(1, cores // 2) == torch.get_num_threads() and numba.get_num_threads() == min(
+            got, numba.config.NUMBA_NUM_THREADS)
+    finally:
+        torch.set_num_threads(before[0])
+        numba.set_num_threads(before[1])
+
+
+def test_synchronised_batchnorm_is_batchnorm_in_one_process():
+    from torch import nn
+
+    from pointcloud_sivae.training.distributed import SyncedBatchNorm1d, synchronise_batchnorm
+
+    torch.manual_seed(0)
+    plain = nn.Sequential(nn.Linear(3, 8), nn.BatchNorm1d(8))
+    synced = synchronise_batchnorm(nn.Sequential(nn.Linear(3, 8), nn.BatchNorm1d(8)))
+    synced.load_state_dict(plain.state_dict())  # same parameters and buffers under the same names
+    assert isinstance(synced[1], SyncedBatchNorm1d) and plain.state_dict().keys() == synced.state_dict().keys()
+    x = torch.randn(20, 3)
+    torch.testing.assert_close(synced(x), plain(x), rtol=0, atol=0)
+    torch.testing.assert_close(synced[1].running_mean, plain[1].running_mean, rtol=0, atol=0)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from eval.__main__ import main as eval_main
-from pointcloud_sivae.protocols import apply_protocol
+from pointcloud_sivae.metrics.protocols import apply_protocol
 
 
 def test_generation_command_writes_protocol_and_numbers(trained_run, tmp_path, capsys):
@@ -99,9 +99,9 @@ def test_command_errors(tmp_path, capsys):
 def test_a_model_of_fewer_points_is_scored_on_the_runs_fixed_subsets(airplanes_256, tmp_path):
     """A 64-point model trained on 256-point data: every command takes the same fixed, seeded subset
     of each reference cloud (PointFlow's te_sample_size), recorded in the result."""
-    from pointcloud_sivae.data import fixed_subsets, load_split
+    from pointcloud_sivae.data.prepared import fixed_subsets, load_split
     from pointcloud_sivae.inference import Inference
-    from pointcloud_sivae.train import Trainer
+    from pointcloud_sivae.training.trainer import Trainer
 
     from .conftest import tiny_config
 

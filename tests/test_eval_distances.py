@@ -7,16 +7,9 @@ from scipy.spatial import cKDTree
 
 from tests.pointflow_reference import approxmatch_cost
 
-from pointcloud_sivae._emd_kernels import exp_flushed
-from pointcloud_sivae.distances import (
-    POINTFLOW_LEVELS,
-    emd_approx,
-    emd_exact,
-    paired_chamfer,
-    paired_emd,
-    pairwise_chamfer,
-    pairwise_emd,
-)
+from pointcloud_sivae.ops._emd_kernels import exp_flushed
+from pointcloud_sivae.metrics.distances import paired_chamfer, paired_emd, pairwise_chamfer, pairwise_emd
+from pointcloud_sivae.ops.emd import POINTFLOW_LEVELS, emd_approx, emd_exact
 
 
 def kdtree_cd(a, b):
@@ -114,8 +107,8 @@ def test_emd_matrices_follow_pointflows_argument_order(real):
 
 def test_both_orders_in_one_pass_equal_two_single_passes(real, airplanes_2048):
     """The self-matrix kernel (one weight computation for a -> b and b -> a) against the single-order kernel."""
-    from pointcloud_sivae._emd_kernels import approxmatch_both_rows, approxmatch_rows
-    from pointcloud_sivae.distances import kernel_clouds
+    from pointcloud_sivae.ops._emd_kernels import approxmatch_both_rows, approxmatch_rows
+    from pointcloud_sivae.ops.emd import kernel_clouds
 
     levels = np.asarray(POINTFLOW_LEVELS, np.float32)
     for clouds in (real[:4], airplanes_2048[:2]):

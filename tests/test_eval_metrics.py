@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from eval.distances import pairwise_chamfer, pairwise_emd
-from eval.metrics import coverage, mmd, one_nn_accuracy
+from pointcloud_sivae.metrics.distances import pairwise_chamfer, pairwise_emd
+from pointcloud_sivae.metrics.generation import coverage, mmd, one_nn_accuracy
 
 
 def brute_mmd(D):

@@ -9,22 +9,17 @@ import pytest
 import torch
 from torch import nn
 
-from eval.__main__ import main as eval_main
-from pointcloud_sivae.sweep import parse_grid
-from pointcloud_sivae.chamfer import chamfer_distance
-from pointcloud_sivae.checkpoint import load_checkpoint, save_checkpoint
-from pointcloud_sivae.config import RunConfig, list_presets, resolve_config, upgrade_stored_config
-from pointcloud_sivae.health import (
-    HealthMonitor,
-    active_units,
-    beta_neg_for,
-    equilibrium_kl,
-    nearest_other,
-    set_diversity,
-)
-from pointcloud_sivae.losses import equilibrium_exponent, gaussian_kl, objective_scales, soft_intro_encoder_loss
-from pointcloud_sivae.model import PointNetEncoder
-from pointcloud_sivae.train import Trainer, main
+from pointcloud_sivae.experiments.sweep import parse_grid
+from pointcloud_sivae.sweep import main as sweep_main
+from pointcloud_sivae.ops.chamfer import chamfer_distance
+from pointcloud_sivae.training.checkpoint import load_checkpoint, save_checkpoint
+from pointcloud_sivae.training.config import RunConfig, list_presets, resolve_config, upgrade_stored_config
+from pointcloud_sivae.metrics.generation import nearest_other, set_diversity
+from pointcloud_sivae.training.health import HealthMonitor, active_units, beta_neg_for, equilibrium_kl
+from pointcloud_sivae.objectives import equilibrium_exponent, gaussian_kl, objective_scales, soft_intro_encoder_loss
+from pointcloud_sivae.models.pointnet import PointNetEncoder
+from pointcloud_sivae.train import main
+from pointcloud_sivae.training.trainer import Trainer
 
 from .conftest import AIRPLANE_TXT, require_shared_airplanes, tiny_config
 
@@ -49,8 +44,8 @@ def test_the_official_weights_give_the_official_objective_in_every_frame():
     (+-0.45), +-0.5, the unit sphere, the bounding box [-1, 1]^3 and PointFlow's global
     standardisation. Measured: within 0.2 %; the bound is 1 %."""
     require_shared_airplanes()
-    from pointcloud_sivae.data import mean_diagonal
-    from pointcloud_sivae.normalization import fit_global_stats, normalization_params
+    from pointcloud_sivae.data.prepared import mean_diagonal
+    from pointcloud_sivae.data.normalization import fit_global_stats, normalization_params
     from shapenet_prep.shapenetpart import read_points
 
     rng = np.random.default_rng(0)
@@ -148,7 +143,8 @@ def test_stored_configs_without_the_new_fields_keep_their_meaning(airplanes_256,
     assert upgraded["loss"]["frame_diagonal"] == 1.0
     assert len(notes) == 3 and "kept as scale_points = N" in notes[0] and "frame_diagonal = 1" in notes[1]
     trainer = Trainer.resume(tmp_path / "old", {"epochs": 2})
-    assert trainer.cfg.loss.scale_points == 256 and trainer.scale == 1 / 768 and trainer.rec_factor == 1.0
+    scales = trainer.objectives["vae"]
+    assert trainer.cfg.loss.scale_points == 256 and scales.s == 1 / 768 and scales.c == 1.0
     assert trainer.model.encoder.order == "bn-relu"
     assert "saved before the point-count-invariant weights" in capsys.readouterr().err
     assert "scale_points" not in RunConfig().to_dict()["model"] and RunConfig().loss.scale_points == 2048
@@ -272,11 +268,11 @@ def test_parse_grid_is_the_product_in_order():
 
 def test_sweep_scores_every_cell_on_val_and_reuses_runs(airplanes_256, tmp_path, capfd):
     out = tmp_path / "sweep"
-    argv = ["sweep", "--data-root", str(airplanes_256), "--epochs", "1", "--seeds", "0", "1", "--device", "cpu",
+    argv = ["--data-root", str(airplanes_256), "--epochs", "1", "--seeds", "0", "1", "--device", "cpu",
             "--grid", "beta_neg=64,1024", "--cell", "beta_neg=256;decoder_widths=32,64", "--methods", "soft-intro",
             "--out", str(out), "--jobs", "2",
             "--set", "z_dim=16", "--set", "batch_size=16", "--set", "chamfer_backend=torch"]
-    assert eval_main(argv) == 0
+    assert sweep_main(argv) == 0
     r = json.loads((out / "sweep.json").read_text())
     both = "beta_neg=256,decoder_widths=32,64"
     assert r["split"] == "val" and r["num_reference"] == 18
@@ -304,7 +300,7 @@ def test_sweep_scores_every_cell_on_val_and_reuses_runs(airplanes_256, tmp_path,
     if r["selection"]["cell"] == both:
         assert "--set decoder_widths=32,64" in r["test_command"]
     capfd.readouterr()
-    assert eval_main(argv) == 0  # finished runs are reused (reported by the worker processes)
+    assert sweep_main(argv) == 0  # finished runs are reused (reported by the worker processes)
     assert capfd.readouterr().err.count("reusing finished run") == 6
 
 
@@ -334,7 +330,7 @@ def test_presets_are_listed_and_each_trains_with_finite_diagnostics(airplanes_25
 def test_naive_benchmark_step_uses_the_official_encoder_order():
     import importlib.util
 
-    from pointcloud_sivae.model import ModelConfig, SoftIntroVAE
+    from pointcloud_sivae.models.vae import SoftIntroVAE
 
     from .conftest import REPO
 
@@ -342,8 +338,9 @@ def test_naive_benchmark_step_uses_the_official_encoder_order():
     naive = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(naive)
     torch.manual_seed(0)
-    model = SoftIntroVAE(ModelConfig(z_dim=8, num_points=64)).train()
-    step = naive.NaiveStep(type("T", (), {"model": model, "cfg": RunConfig(), "scale": 1.0, "rec_factor": 1.0})())
+    model = SoftIntroVAE(z_dim=8, num_points=64).train()
+    scales = type("S", (), {"s": 1.0, "c": 1.0})()
+    step = naive.NaiveStep(type("T", (), {"model": model, "cfg": RunConfig(), "objectives": {"vae": scales}})())
     x = torch.randn(4, 64, 3)
     for a, b in zip(step.encode(x), model.encode(x)):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

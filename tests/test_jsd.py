@@ -4,7 +4,7 @@ from scipy.stats import entropy
 
 from scipy.spatial import cKDTree
 
-from eval.jsd import (
+from pointcloud_sivae.metrics.jsd import (
     JSDFrameError,
     jensen_shannon_divergence,
     jsd_between_sets,

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from pointcloud_sivae.chamfer import resolve_backend
-from pointcloud_sivae.normalization import EvaluationFrame
+from pointcloud_sivae.ops.chamfer import resolve_backend
+from pointcloud_sivae.data.normalization import EvaluationFrame
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,18 +25,65 @@ def _imported_modules(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("package", ["pointcloud_sivae", "shapenet_prep"])
-def test_no_import_runs_up_to_eval(package):
-    for path in sorted((REPO / package).glob("*.py")):
-        up = {m for m in _imported_modules(path) if m == "eval" or m.startswith("eval.")}
-        assert not up, f"{path.relative_to(REPO)} imports {sorted(up)}"
+# The layers, lowest first: a module may import from its own layer and the layers below, never above.
+LAYERS = [
+    ("utils", ["pointcloud_sivae.utils"]),
+    ("data, ops", ["pointcloud_sivae.data", "pointcloud_sivae.ops"]),
+    ("metrics, models", ["pointcloud_sivae.metrics", "pointcloud_sivae.models"]),
+    ("objectives", ["pointcloud_sivae.objectives", "pointcloud_sivae.likelihood"]),
+    ("training", ["pointcloud_sivae.training"]),
+    ("inference", ["pointcloud_sivae.inference"]),
+    ("experiments", ["pointcloud_sivae.experiments"]),
+    ("commands", ["pointcloud_sivae.cli", "pointcloud_sivae.train", "pointcloud_sivae.sample",
+                  "pointcloud_sivae.reconstruct", "pointcloud_sivae.interpolate", "pointcloud_sivae.view",
+                  "pointcloud_sivae.compare", "pointcloud_sivae.sweep"]),
+    ("applications", ["eval", "shapenet_prep"]),
+]
+
+
+def _layer(module: str) -> int | None:
+    for i, (_, prefixes) in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return i
+    return None
+
+
+def _modules():
+    for package in ("pointcloud_sivae", "eval", "shapenet_prep"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            parts = path.relative_to(REPO).with_suffix("").parts
+            yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts), path
+
+
+def test_every_module_has_a_layer_and_no_import_runs_up():
+    """Imports inside functions count too: a lazy import is still an arrow."""
+    for module, path in _modules():
+        if module == "pointcloud_sivae":
+            continue
+        own = _layer(module)
+        assert own is not None, f"{module} is in no layer of LAYERS"
+        for imported in _imported_modules(path):
+            theirs = _layer(imported)
+            if imported.startswith(("pointcloud_sivae", "eval", "shapenet_prep")) and imported != "pointcloud_sivae":
+                assert theirs is not None, f"{module} imports {imported}, which is in no layer"
+                assert theirs <= own, f"{module} ({LAYERS[own][0]}) imports {imported} ({LAYERS[theirs][0]})"
+
+
+def test_no_module_only_re_exports():
+    """Every module defines something (a function, a class or a constant) or runs a command."""
+    for module, path in _modules():
+        tree = ast.parse(path.read_text())
+        defines = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign,
+                                                           ast.If))]
+        only_doc = all(isinstance(n, ast.Expr) for n in tree.body)  # a package's docstring
+        assert defines or only_doc, f"{module} only imports"
 
 
 @pytest.mark.parametrize("module", ["pointcloud_sivae.sample", "pointcloud_sivae.reconstruct",
                                     "pointcloud_sivae.interpolate", "pointcloud_sivae.view", "eval.__main__",
                                     "shapenet_prep.__main__"])
 def test_commands_that_do_not_train_do_not_load_the_trainer(module):
-    code = f"import sys, {module}; print('pointcloud_sivae.train' in sys.modules)"
+    code = f"import sys, {module}; print('pointcloud_sivae.training.trainer' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -47,7 +94,7 @@ def test_evaluation_frame_round_trip_in_numpy_and_torch(norm):
     rng = np.random.default_rng(0)
     model = rng.normal(0, 0.3, (3, 50, 3)).astype(np.float32)
     if norm["method"] in ("unit_sphere", "bbox"):  # model-frame clouds of a per-shape method are normalised
-        from pointcloud_sivae.normalization import normalization_params, normalize
+        from pointcloud_sivae.data.normalization import normalization_params, normalize
 
         model = normalize(model, *normalization_params(model, norm["method"])).astype(np.float32)
     frame = EvaluationFrame.of(norm)
@@ -79,7 +126,7 @@ def test_one_chamfer_backend_rule():
 def test_trainer_leaves_the_given_config_alone_and_records_the_validation_backend(airplanes_256, tmp_path):
     import json
 
-    from pointcloud_sivae.train import Trainer
+    from pointcloud_sivae.training.trainer import Trainer
 
     from .conftest import tiny_config
 
@@ -94,8 +141,11 @@ def test_trainer_leaves_the_given_config_alone_and_records_the_validation_backen
     assert session["validation_chamfer_backend"] == want == trainer.matrix_backend
 
 
-def test_experiment_runners_live_on_the_training_side_with_eval_aliases():
-    for cmd in (["-m", "pointcloud_sivae.compare", "--help"], ["-m", "pointcloud_sivae.sweep", "--help"],
-                ["-m", "eval", "compare", "--help"], ["-m", "eval", "sweep", "--help"]):
+def test_experiment_runners_live_on_the_training_side_and_not_in_eval():
+    for cmd in (["-m", "pointcloud_sivae.compare", "--help"], ["-m", "pointcloud_sivae.sweep", "--help"]):
         out = subprocess.run([sys.executable, *cmd], cwd=REPO, capture_output=True, text=True)
         assert out.returncode == 0 and "--epochs" in out.stdout, out.stderr
+    out = subprocess.run([sys.executable, "-m", "eval", "compare", "--help"], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 2 and "invalid choice: 'compare'" in out.stderr
+
+

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from pointcloud_sivae.losses import (
+from pointcloud_sivae.objectives import (
     gaussian_kl,
     intro_decoder_loss,
     intro_encoder_loss,

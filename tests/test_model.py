@@ -2,13 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from pointcloud_sivae.model import ModelConfig, SoftIntroVAE, frozen_batchnorm_stats
+from pointcloud_sivae.models.vae import SoftIntroVAE
+from pointcloud_sivae.training.steps import frozen_batchnorm_stats
 
 
 def small_model(**kw):
     torch.manual_seed(0)
-    return SoftIntroVAE(ModelConfig(z_dim=8, num_points=64, encoder_channels=(16, 32), encoder_fc=32,
-                                    decoder_widths=(32, 64), **kw))
+    return SoftIntroVAE(z_dim=8, num_points=64, encoder_channels=(16, 32), encoder_fc=32, decoder_widths=(32, 64),
+                        **kw)
 
 
 def test_shapes_channels_last():
@@ -50,7 +51,7 @@ def test_frozen_batchnorm_stats_normalises_with_batch_stats_but_keeps_running_st
 
 @pytest.mark.parametrize("backend", ["torch", "keops"])
 def test_knn_indices_match_brute_force(backend):
-    from pointcloud_sivae.chamfer import knn_indices
+    from pointcloud_sivae.ops.chamfer import knn_indices
 
     if backend == "keops":
         pytest.importorskip("pykeops")
@@ -69,8 +70,8 @@ def test_knn_indices_match_brute_force(backend):
 
 def test_dgcnn_encoder_trains_and_round_trips(airplanes_256, tmp_path):
     pytest.importorskip("torch_geometric")
-    from pointcloud_sivae.checkpoint import load_model, save_checkpoint
-    from pointcloud_sivae.train import Trainer
+    from pointcloud_sivae.training.checkpoint import load_model, save_checkpoint
+    from pointcloud_sivae.training.trainer import Trainer
 
     from .conftest import tiny_config
 
@@ -93,4 +94,4 @@ def test_dgcnn_encoder_trains_and_round_trips(airplanes_256, tmp_path):
 
 def test_unknown_encoder_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown encoder 'pointnet2'; use pointnet or dgcnn"):
-        SoftIntroVAE(ModelConfig(num_points=16, encoder="pointnet2"))
+        SoftIntroVAE(num_points=16, encoder="pointnet2")

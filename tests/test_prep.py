@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from pointcloud_sivae.normalization import denormalize
+from pointcloud_sivae.data.normalization import denormalize
 from shapenet_prep import MalformedShapeError, PrepareOptions, prepare_category
 from shapenet_prep.__main__ import main as prep_main
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from pointcloud_sivae.ply import write_ply
+from pointcloud_sivae.utils.ply import write_ply
 from shapenet_prep import PrepareOptions, prepare_category
 
 from .conftest import SHARED_DATA
@@ -191,7 +191,7 @@ def test_resumable_parallel_and_deterministic(tmp_path):
 
 
 def test_trainer_accepts_a_dataset_prepared_from_meshes(mesh_source, tmp_path):
-    from pointcloud_sivae.train import Trainer
+    from pointcloud_sivae.training.trainer import Trainer
 
     from .conftest import tiny_config
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from pointcloud_sivae.categories import MODELNET40_CLASSES
-from pointcloud_sivae.data import load_split
+from pointcloud_sivae.data.categories import MODELNET40_CLASSES
+from pointcloud_sivae.data.prepared import load_split
 from shapenet_prep import PrepareOptions, prepare_category
 from shapenet_prep.__main__ import main as prep_main
 

@@ -9,8 +9,8 @@ import torch
 
 from pointcloud_sivae.inference import Inference
 from pointcloud_sivae.interpolate import main as interpolate_main
-from pointcloud_sivae.latent import interpolate
-from pointcloud_sivae.ply import read_points, write_ply
+from pointcloud_sivae.models.latent import interpolate
+from pointcloud_sivae.utils.ply import read_points, write_ply
 from pointcloud_sivae.reconstruct import main as reconstruct_main
 from pointcloud_sivae.sample import main as sample_main
 from pointcloud_sivae.view import Player, Sequence
@@ -66,7 +66,7 @@ def test_ply_round_trip_is_exact(tmp_path):
 # ----- headless rendering ---------------------------------------------------------------------
 
 def test_headless_render_shows_the_cloud_where_expected(airplanes_256):
-    from pointcloud_sivae.render import ROLE_COLORS, HeadlessRenderer, side_by_side_offsets
+    from pointcloud_sivae.utils.render import ROLE_COLORS, HeadlessRenderer, side_by_side_offsets
 
     plane = np.load(airplanes_256 / "airplane" / "val.npz")["points"][0]
     left, right = side_by_side_offsets(2)
@@ -119,7 +119,7 @@ def test_interpolate_command_endpoints_ply_strip_gif(trained_run, tmp_path):
 def test_gif_plays_forth_and_back(tmp_path):
     from PIL import Image
 
-    from pointcloud_sivae.render import save_gif
+    from pointcloud_sivae.utils.render import save_gif
 
     frames = [np.full((8, 8, 3), 40 * k, np.uint8) for k in range(5)]
     save_gif(tmp_path / "a.gif", frames, frame_ms=50)
@@ -191,7 +191,7 @@ def test_errors(trained_run, tmp_path, capsys, monkeypatch):
     assert view_main([str(tmp_path / "seq")]) == 2
     err = capsys.readouterr().err
     assert "no display for an interactive window" in err and "--headless --out" in err
-    from pointcloud_sivae.render import RenderError
+    from pointcloud_sivae.utils.render import RenderError
 
     with pytest.raises(RenderError, match="no display"):
         Player(Sequence(tmp_path / "seq"))
@@ -200,7 +200,7 @@ def test_errors(trained_run, tmp_path, capsys, monkeypatch):
 
 
 def test_missing_open3d_names_the_extra(monkeypatch):
-    from pointcloud_sivae import render
+    from pointcloud_sivae.utils import render
 
     monkeypatch.setitem(sys.modules, "open3d", None)
     with pytest.raises(ImportError, match=r"pip install 'pointcloud-sivae\[viewer\]'"):

@@ -1,7 +1,7 @@
-"""Numba CPU kernels for PointFlow's approxmatch EMD (internal; use ``pointcloud_sivae.distances``).
+"""Numba CPU kernels for PointFlow's approxmatch EMD (internal; use ``pointcloud_sivae.metrics.distances``).
 
 The matching is the one of PointFlow's CUDA kernel (``approxmatch.cu``, see
-:func:`pointcloud_sivae.distances.emd_approx`), computed without its ``n x m`` match matrix.
+:func:`pointcloud_sivae.metrics.distances.emd_approx`), computed without its ``n x m`` match matrix.
 Per level the kernel needs two passes over the weights ``exp(level * d^2)``: one for
 ``ratioL`` (row sums against ``remainR``) and the column demands ``sumr``, one for the
 matched mass and transport cost of each row. Consecutive levels differ by a factor 4,

@@ -172,7 +172,7 @@ def _nn_numba(x: torch.Tensor, y: torch.Tensor):
     if x.device.type != "cpu":
         raise ValueError("the numba nearest-neighbour backend runs on the CPU; use keops, pytorch3d or torch on "
                          f"{x.device}")
-    from pointcloud_sivae._nn_kernels import nearest_both
+    from pointcloud_sivae.ops._nn_kernels import nearest_both
 
     X = x.float().transpose(1, 2).contiguous().numpy()
     Y = y.float().transpose(1, 2).contiguous().numpy()
@@ -201,14 +201,54 @@ def nearest_neighbors(x: torch.Tensor, y: torch.Tensor, backend: str = "auto"):
         ImportError: the named backend is not installed (names the extra).
     """
     _validate(x, y)
+    return _nearest(x, y, resolve_backend(backend, x.device))
+
+
+def _nearest(x: torch.Tensor, y: torch.Tensor, backend: str):
     with torch.no_grad():
-        return _NN[resolve_backend(backend, x.device)](x.detach(), y.detach())
+        return _NN[backend](x.detach(), y.detach())
 
 
 def _sq_dist_to_neighbors(points: torch.Tensor, others: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """(B, N) squared L2 distance from each point to ``others[idx]``, differentiable in both."""
     nn = torch.gather(others, 1, idx[..., None].expand(-1, -1, 3))
     return ((points - nn) ** 2).sum(-1)
+
+
+class Chamfer:
+    """The Chamfer distance with its nearest-neighbour backend resolved once (:func:`resolve_backend`).
+
+    ``Chamfer(x, y, point_reduction=...)`` is :func:`chamfer_distance` on that backend; ``name``
+    says which backend runs (for ``run_info.json`` and result files).
+
+    Args:
+        backend: ``auto`` or one of :data:`BACKENDS`. device: where the clouds live.
+        use: ``loss`` (training and per-pair distances) or ``matrix`` (metrics; see :data:`USES`).
+
+    Raises:
+        ValueError: an unknown backend, or one the device cannot run.
+    """
+
+    def __init__(self, backend: str = "auto", device="cpu", use: str = "loss"):
+        self.name = resolve_backend(backend, device, use=use)
+
+    def __repr__(self) -> str:
+        return f"Chamfer({self.name!r})"
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, *, point_reduction: str = "mean") -> torch.Tensor:
+        if point_reduction not in ("mean", "sum"):
+            raise ValueError(f"point_reduction must be 'mean' or 'sum', got {point_reduction!r}")
+        half = (torch.float16, torch.bfloat16)
+        if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and (x.dtype in half or y.dtype in half):
+            x, y = x.float(), y.float()  # mixed precision: distances and their gradients in float32
+        _validate(x, y)
+        with torch.autocast(x.device.type, enabled=False):
+            idx_xy, idx_yx = _nearest(x, y, self.name)
+            d_xy = _sq_dist_to_neighbors(x, y, idx_xy)
+            d_yx = _sq_dist_to_neighbors(y, x, idx_yx)
+        if point_reduction == "mean":
+            return d_xy.mean(1) + d_yx.mean(1)
+        return d_xy.sum(1) + d_yx.sum(1)
 
 
 def chamfer_distance(
@@ -219,6 +259,7 @@ def chamfer_distance(
     ``CD(X, Y) = red_x min_y ||x - y||^2 + red_y min_x ||x - y||^2`` with ``red`` the
     mean over points (PointFlow / latent_3d_points convention, used by every metric)
     or the sum (the Soft-IntroVAE 3D training loss, paired with ``s = 1/(3N)``).
+    A caller that computes many distances resolves the backend once with :class:`Chamfer`.
 
     Args:
         x: (B, N, 3) float tensor. y: (B, M, 3) float tensor, same device and dtype.
@@ -234,17 +275,9 @@ def chamfer_distance(
 
     Source: Fan et al., CVPR 2017; Achlioptas et al., ICML 2018 (mean convention).
     """
-    if point_reduction not in ("mean", "sum"):
-        raise ValueError(f"point_reduction must be 'mean' or 'sum', got {point_reduction!r}")
-    if x.dtype in (torch.float16, torch.bfloat16) or y.dtype in (torch.float16, torch.bfloat16):
-        x, y = x.float(), y.float()  # mixed precision: distances and their gradients in float32
-    with torch.autocast(x.device.type, enabled=False):
-        idx_xy, idx_yx = nearest_neighbors(x, y, backend)
-        d_xy = _sq_dist_to_neighbors(x, y, idx_xy)
-        d_yx = _sq_dist_to_neighbors(y, x, idx_yx)
-    if point_reduction == "mean":
-        return d_xy.mean(1) + d_yx.mean(1)
-    return d_xy.sum(1) + d_yx.sum(1)
+    if not isinstance(x, torch.Tensor):
+        _validate(x, y)  # raises, naming what x is
+    return Chamfer(backend, x.device)(x, y, point_reduction=point_reduction)
 
 
 def knn_indices(points: torch.Tensor, k: int, backend: str = "auto",

@@ -7,11 +7,21 @@ config and the data manifest, so a model can be rebuilt from the file alone.
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from pathlib import Path
 
 import torch
 
-from pointcloud_sivae.runtime import atomic_write
+from pointcloud_sivae.models.vae import SoftIntroVAE
+from pointcloud_sivae.training.config import (
+    FLAG_SECTION,
+    RESUMABLE_OVERRIDES,
+    RunConfig,
+    set_field,
+    upgrade_stored_config,
+)
+from pointcloud_sivae.utils.runtime import atomic_write
 
 CHECKPOINT_VERSION = 1
 REQUIRED_KEYS = ("checkpoint_version", "model", "config", "epoch", "global_step")
@@ -105,21 +115,45 @@ def load_model(path: str | Path, device="cpu"):
         path: a run folder (its ``checkpoints/last.pt``) or a ``.pt`` file.
 
     Returns:
-        ``(model, state)``: the :class:`~pointcloud_sivae.model.SoftIntroVAE` on
+        ``(model, state)``: the :class:`~pointcloud_sivae.models.vae.SoftIntroVAE` on
         ``device`` and the checkpoint dict (config, manifest, epoch, ...).
 
     Raises:
         CheckpointError: unreadable checkpoint or weights that do not fit its config.
     """
-    from pointcloud_sivae.config import RunConfig, upgrade_stored_config
-    from pointcloud_sivae.model import SoftIntroVAE
-
     state = load_checkpoint(path)
     try:
         state["config"], _ = upgrade_stored_config(state["config"], where=str(path))
         cfg = RunConfig.from_dict(state["config"], where=f"config stored in {path}")
-        model = SoftIntroVAE(cfg.model)
+        model = SoftIntroVAE(**dataclasses.asdict(cfg.model))
         model.load_state_dict(state["model"])
     except (ValueError, RuntimeError) as exc:
         raise CheckpointError(f"incompatible checkpoint {path}: {exc}") from None
     return model.to(device).eval(), state
+
+
+def resumed_config(stored: dict, overrides: dict[str, object], *, where: str) -> RunConfig:
+    """The config of a resumed run: the stored one (upgraded, notes printed) with the flags of
+    :data:`RESUMABLE_OVERRIDES` applied.
+
+    Raises:
+        CheckpointError: the stored config is not valid, or another flag differs from it.
+    """
+    stored, notes = upgrade_stored_config(stored, where=where)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    try:
+        cfg = RunConfig.from_dict(stored, where=f"config stored in {where}")
+    except ValueError as exc:
+        raise CheckpointError(f"incompatible checkpoint: {exc}") from None
+    conflicts = []
+    for key, value in overrides.items():
+        section = FLAG_SECTION[key]
+        saved = getattr(getattr(cfg, section), key)
+        set_field(cfg, section, key, value, where="command line")
+        if key not in RESUMABLE_OVERRIDES and getattr(getattr(cfg, section), key) != saved:
+            conflicts.append(f"--{key.replace('_', '-')} {value} (checkpoint: {saved})")
+    if conflicts:
+        raise CheckpointError(f"incompatible with the checkpoint's config: {', '.join(conflicts)}. A resumed run keeps "
+                              f"its config (only {sorted(RESUMABLE_OVERRIDES)} may change); start a new run instead")
+    return cfg

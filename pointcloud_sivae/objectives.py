@@ -1,7 +1,10 @@
-"""The Soft-IntroVAE objectives as pure functions of per-shape tensors.
+"""The objectives of the three methods: pure functions of per-shape tensors, and one class per method.
 
-No module, optimiser or ``.backward()`` here: the trainer decides what is frozen
-and detached, these functions only do the arithmetic of docs/method.md.
+No module, optimiser or ``.backward()`` here: :mod:`pointcloud_sivae.training.steps`
+decides what is frozen and detached; this module only does the arithmetic of
+docs/method.md. Each method's class (:class:`VAEObjective`, :class:`SoftIntroObjective`,
+:class:`IntroObjective`) owns its weights, the scale ``s`` and the factor ``c`` of
+``L_r``, and gives the encoder and decoder losses of its paper's Algorithm 1.
 Inputs are per-shape values of shape (B,); ``rec_*`` are reconstruction losses
 (Chamfer distance summed over points, rescaled to ``N_ref`` points and to the
 official frame, see :func:`objective_scales`) and ``kl_*`` are KL divergences to the prior, summed over
@@ -266,3 +269,95 @@ def intro_decoder_loss(
     Source: Huang et al., "IntroVAE", NeurIPS 2018, eq. (12) and Algorithm 1.
     """
     return alpha * (kl_rec.mean() + kl_fake.mean()) + beta * rec_real.mean()
+
+
+# ----- the methods: their weights, scales and losses -----
+
+
+class Objective:
+    """What every method's step computes: ``L_r`` and the KL with the run's scales.
+
+    Owns the objective's scale ``s`` and the factor ``c`` of ``L_r = c * (Chamfer distance
+    summed over points)`` (:func:`objective_scales`: point count and frame), the prior's
+    ``sigma_p`` and the Chamfer op (its backend resolved once). The subclasses add their
+    weights and the encoder/decoder losses of their paper's Algorithm 1.
+
+    Args:
+        num_points: N, points per cloud of the model. scale_points: N_ref. frame_diagonal: D.
+        prior_std: sigma_p. chamfer: a :class:`~pointcloud_sivae.ops.chamfer.Chamfer`.
+    """
+
+    name = ""
+
+    def __init__(self, *, num_points: int, scale_points: int, frame_diagonal: float, prior_std: float, chamfer):
+        self.s, self.c = objective_scales(num_points, scale_points, frame_diagonal)
+        self.prior_std = prior_std
+        self.chamfer = chamfer
+
+    def rec(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``L_r`` of each pair of clouds (B,): ``c`` times the Chamfer distance summed over points."""
+        d = self.chamfer(x, y, point_reduction="sum")
+        return d if self.c == 1.0 else d * self.c
+
+    def kl(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """``KL(q(z|x) || p(z))`` (B,), nats, in float32 (also under bf16 autocast)."""
+        return gaussian_kl(mu.float(), logvar.float(), self.prior_std)
+
+
+class VAEObjective(Objective):
+    """The VAE: one joint step on ``s (b_rec L_r(x) + b_kl KL(x))`` (also every method's warm-up)."""
+
+    name = "vae"
+
+    def __init__(self, *, beta_rec: float, beta_kl: float, **scales):
+        super().__init__(**scales)
+        self.beta_rec, self.beta_kl = beta_rec, beta_kl
+
+    def loss(self, rec_real: torch.Tensor, kl_real: torch.Tensor) -> torch.Tensor:
+        return vae_loss(rec_real, kl_real, scale=self.s, beta_rec=self.beta_rec, beta_kl=self.beta_kl)
+
+
+class SoftIntroObjective(Objective):
+    """Soft-IntroVAE (Daniel & Tamar, CVPR 2021): the exponential ELBO of generated data, with the
+    reconstruction terms of re-decoded reconstructions and fakes (weight ``gamma_r`` in the decoder)."""
+
+    name = "soft-intro"
+
+    def __init__(self, *, beta_rec: float, beta_kl: float, beta_neg: float, gamma_r: float, **scales):
+        super().__init__(**scales)
+        self.beta_rec, self.beta_kl, self.beta_neg, self.gamma_r = beta_rec, beta_kl, beta_neg, gamma_r
+
+    def encoder_loss(self, rec_real, kl_real, rec_rec, kl_rec, rec_fake, kl_fake):
+        """:func:`soft_intro_encoder_loss`; returns the loss, its logged terms and the loss split into
+        ``real`` and the two exponential terms (for the gradient diagnostics)."""
+        loss, parts = soft_intro_encoder_loss(rec_real, kl_real, rec_rec, kl_rec, rec_fake, kl_fake, scale=self.s,
+                                              beta_rec=self.beta_rec, beta_kl=self.beta_kl, beta_neg=self.beta_neg)
+        split = {"real": parts.pop("real"), "exp_rec": 0.25 * parts["expelbo_rec"],
+                 "exp_fake": 0.25 * parts["expelbo_fake"]}
+        return loss, parts, split
+
+    def decoder_loss(self, rec_real, kl_rec, kl_fake, rec_rec, rec_fake) -> torch.Tensor:
+        return soft_intro_decoder_loss(rec_real, kl_rec, kl_fake, rec_rec, rec_fake, scale=self.s,
+                                       beta_rec=self.beta_rec, beta_kl=self.beta_kl, gamma_r=self.gamma_r)
+
+
+class IntroObjective(Objective):
+    """IntroVAE (Huang et al., NeurIPS 2018): a hinge on the KL of generated data (margin in nats)."""
+
+    name = "intro"
+
+    def __init__(self, *, margin: float, alpha: float, beta: float, **scales):
+        super().__init__(**scales)
+        self.margin, self.alpha, self.beta = margin, alpha, beta
+
+    def encoder_loss(self, rec_real, kl_real, kl_rec, kl_fake):
+        """:func:`intro_encoder_loss`; returns the loss, its logged terms and its split into ``real``
+        and the two weighted hinges."""
+        loss, parts = intro_encoder_loss(rec_real, kl_real, kl_rec, kl_fake, margin=self.margin, alpha=self.alpha,
+                                         beta=self.beta)
+        split = {"real": kl_real.mean() + self.beta * rec_real.mean(),
+                 "hinge_rec": self.alpha * parts["hinge_rec"], "hinge_fake": self.alpha * parts["hinge_fake"]}
+        return loss, parts, split
+
+    def decoder_loss(self, rec_real, kl_rec, kl_fake) -> torch.Tensor:
+        return intro_decoder_loss(rec_real, kl_rec, kl_fake, alpha=self.alpha, beta=self.beta)

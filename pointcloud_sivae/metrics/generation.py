@@ -1,4 +1,5 @@
-"""Generation metrics as small functions of precomputed distance matrices.
+"""Generation metrics as small functions of precomputed distance matrices: MMD, COV, 1-NNA, and the
+diversity of a set (its mean pairwise distance; the mean distance to the nearest other member).
 
 Definitions and units follow PointFlow's ``evaluation_metrics.py`` (Yang et al.,
 ICCV 2019) and Achlioptas et al. (ICML 2018); docs/metrics.md. ``D_sr`` has
@@ -70,28 +71,13 @@ def generation_metrics(D_ss: np.ndarray, D_sr: np.ndarray, D_rr: np.ndarray, kin
             f"1-NNA-{kind}": one_nn_accuracy(D_ss, D_sr, D_rr)}
 
 
-def auroc(scores_in: np.ndarray, scores_out: np.ndarray) -> float:
-    """Area under the ROC curve of telling out-of-distribution from in-distribution data.
+def set_diversity(D: np.ndarray) -> float:
+    """Mean pairwise distance within a set, from its (M, M) distance matrix (diagonal excluded)."""
+    m = D.shape[0]
+    return float((D.sum() - np.trace(D)) / (m * (m - 1)))
 
-    Higher scores must mean "more anomalous". Equals ``P(s_out > s_in) + 1/2 P(s_out = s_in)``
-    over all pairs (the Mann-Whitney U statistic over ``|in| * |out|``), so ties count
-    one half: 1.0 separates perfectly, 0.5 is chance, 0.0 is perfectly reversed.
 
-    Args:
-        scores_in, scores_out: 1-D arrays of anomaly scores, non-empty and finite.
-
-    Raises:
-        ValueError: empty or non-finite scores.
-
-    Source: Hanley & McNeil, Radiology 1982 (AUC as the Mann-Whitney statistic).
-    """
-    from scipy.stats import rankdata
-
-    a, b = np.asarray(scores_in, np.float64).ravel(), np.asarray(scores_out, np.float64).ravel()
-    if a.size == 0 or b.size == 0:
-        raise ValueError(f"AUROC needs scores for both sets, got {a.size} in-distribution and {b.size} OOD")
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ValueError("AUROC scores contain NaN or infinite values")
-    ranks = rankdata(np.concatenate([a, b]))  # average ranks for ties
-    u = ranks[a.size:].sum() - b.size * (b.size + 1) / 2.0
-    return float(u / (a.size * b.size))
+def nearest_other(D: np.ndarray) -> float:
+    """Mean over shapes of the distance to the nearest *other* shape of the set, from (M, M) ``D``."""
+    off = D + np.diag(np.full(D.shape[0], np.inf))
+    return float(off.min(axis=1).mean())

@@ -11,15 +11,15 @@ Two failure modes are silent in the losses and show only in generated samples:
   generated from real data apart.
 
 :class:`HealthMonitor` watches the per-epoch means and warns once per condition, naming
-the flag to change. :func:`active_units` and :func:`set_diversity` are validation
-diagnostics of posterior and mode collapse.
+the flag to change and its value; :func:`gradient_diagnostics` measures how much each term
+of the encoder's loss pulls on it; :func:`active_units` is a validation diagnostic of
+posterior collapse (mode collapse: :func:`pointcloud_sivae.metrics.generation.set_diversity`).
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 SATURATED_EXPONENT = 15.0  # exp(-15) = 3.1e-7: the exponential term's gradient is gone
@@ -155,7 +155,7 @@ def gradient_diagnostics(parts: dict[str, torch.Tensor], params: list[torch.Tens
 def equilibrium_kl(beta_neg: float, rec_fake_part: float, scale: float, beta_kl: float) -> float:
     """KL(fake) at the encoder's equilibrium, nats: ``(ln(b_neg/(2 b_kl)) - r) / (2 s b_neg)`` with
     ``r = 2 s b_rec L_r(x_f)`` the reconstruction part of the fake exponent
-    (:func:`~pointcloud_sivae.losses.equilibrium_exponent`)."""
+    (:func:`~pointcloud_sivae.objectives.equilibrium_exponent`)."""
     return (math.log(beta_neg / (2 * beta_kl)) - rec_fake_part) / (2 * scale * beta_neg)
 
 
@@ -198,15 +198,3 @@ def active_units(mu: torch.Tensor, prior_std: float, threshold: float = 0.01) ->
     var = mu.double().var(dim=0)
     return {"active_units": int((var > threshold * prior_std**2).sum()),
             "active_units_abs": int((var > threshold).sum())}
-
-
-def set_diversity(D: np.ndarray) -> float:
-    """Mean pairwise distance within a set, from its (M, M) distance matrix (diagonal excluded)."""
-    m = D.shape[0]
-    return float((D.sum() - np.trace(D)) / (m * (m - 1)))
-
-
-def nearest_other(D: np.ndarray) -> float:
-    """Mean over shapes of the distance to the nearest *other* shape of the set, from (M, M) ``D``."""
-    off = D + np.diag(np.full(D.shape[0], np.inf))
-    return float(off.min(axis=1).mean())

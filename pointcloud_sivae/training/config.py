@@ -1,7 +1,7 @@
 """Configuration: one dataclass per concern, merged from defaults, a file and CLI flags.
 
 Precedence: dataclass defaults < ``--preset NAME`` (a TOML file shipped in
-``pointcloud_sivae/presets/``) < ``--config`` file (JSON or TOML, one table per
+``pointcloud_sivae/training/presets/``) < ``--config`` file (JSON or TOML, one table per
 section) < command-line flags. Every field of every section is a flag named after
 it (``z_dim`` -> ``--z-dim``); field names are unique across sections. Unknown
 sections or keys are errors. The resolved config is written beside the run as
@@ -11,6 +11,7 @@ sections or keys are errors. The resolved config is written beside the run as
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import tomllib
@@ -18,13 +19,61 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pointcloud_sivae.categories import dataset_category
-from pointcloud_sivae.chamfer import CHOICES as CHAMFER_CHOICES
-from pointcloud_sivae.fields import check_value, option
-from pointcloud_sivae.model import ModelConfig
+from pointcloud_sivae.data.categories import dataset_category
+from pointcloud_sivae.data.prepared import SUBSET_RULE, check_point_count
+from pointcloud_sivae.objectives import IntroObjective, SoftIntroObjective, VAEObjective
+from pointcloud_sivae.ops.chamfer import CHOICES as CHAMFER_CHOICES
+
+
+# ----- config fields: declared once with their help, choices and range -----
+
+def option(default, help: str, *, choices: tuple | None = None, min: float | None = None,
+           max: float | None = None):
+    """A dataclass field with ``help`` (one line, with units), optional ``choices`` and an
+    inclusive range ``[min, max]`` (for a tuple field, each element's range)."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "min": min, "max": max})
+
+
+def check_value(f: dataclasses.Field, value, *, name: str, where: str) -> None:
+    """Raise ``ValueError`` naming ``where`` and ``name`` when ``value`` is outside the field's
+    choices or range; the message says what is allowed."""
+    meta = f.metadata
+    choices, lo, hi = meta.get("choices"), meta.get("min"), meta.get("max")
+    if choices is not None and value not in choices:
+        raise ValueError(f"{where}: {name} = {value!r}; choose one of {', '.join(map(str, choices))}")
+    values = value if isinstance(value, tuple) else (value,)
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            rng = (f">= {lo:g}" if hi is None else f"<= {hi:g}" if lo is None else f"in [{lo:g}, {hi:g}]")
+            raise ValueError(f"{where}: {name} = {value!r} is out of range; it must be {rng} ({meta['help']})")
 
 
 METHODS = ("soft-intro", "vae", "intro")
+ENCODERS = ("pointnet", "dgcnn")
+
+
+@dataclass
+class ModelConfig:
+    """The ``[model]`` section: the keyword arguments of :class:`~pointcloud_sivae.models.vae.SoftIntroVAE`."""
+
+    z_dim: int = option(128, "latent size Z (dimensions of z)", min=1)
+    num_points: int = option(0, "points per cloud N the decoder outputs, at most the prepared count (fewer: "
+                             "PointFlow's random subsets, fresh per training step, fixed for val/test); 0 means "
+                             "the prepared count", min=0)
+    encoder_channels: tuple[int, ...] = option((64, 128, 256, 256, 512),
+                                               "widths of the PointNet per-point 1x1 Conv1d layers", min=1)
+    encoder_fc: int = option(256, "width of the Linear layer after max-pooling", min=1)
+    decoder_widths: tuple[int, ...] = option((64, 128, 512, 1024), "hidden widths of the fully connected decoder",
+                                             min=1)
+    prior_std: float = option(0.2, "sigma_p of the prior N(0, sigma_p^2 I), > 0", min=1e-6)
+    encoder: str = option("pointnet", "pointnet, or dgcnn (EdgeConv on kNN graphs; needs the [graph] extra)",
+                          choices=ENCODERS)
+    knn_k: int = option(20, "DGCNN: neighbours per point", min=1)
+    encoder_order: str = option("relu-bn", "PointNet layer order: relu-bn (official Soft-IntroVAE: Conv, ReLU, "
+                                "BatchNorm) or bn-relu (PointNet: Conv, BatchNorm, ReLU)",
+                                choices=("relu-bn", "bn-relu"))
 
 
 @dataclass
@@ -296,7 +345,7 @@ PRESET_DIR = Path(__file__).parent / "presets"
 
 
 def list_presets() -> dict[str, str]:
-    """``{name: description}`` of the presets shipped in ``pointcloud_sivae/presets/*.toml``;
+    """``{name: description}`` of the presets shipped in ``pointcloud_sivae/training/presets/*.toml``;
     the description is the file's leading ``#`` comment block."""
     out = {}
     for path in sorted(PRESET_DIR.glob("*.toml")):
@@ -333,3 +382,52 @@ def resolve_config(config_file: str | None, flags: dict[str, object], preset: st
     for key, value in flags.items():
         set_field(cfg, FLAG_SECTION[key], key, value, where="command line")
     return cfg
+
+
+# ----- the config of a run on its data -----
+
+
+def config_for_data(cfg: RunConfig, data_num_points: int, data_diagonal: float) -> RunConfig:
+    """The run's config for its prepared data: a new object (``cfg`` is unchanged) with the
+    fields that are measured on the data set: ``model.num_points`` (0: every prepared point;
+    fewer train on PointFlow's random subsets, fresh per cloud per step, and validate on fixed
+    ones) and ``loss.frame_diagonal`` (0: ``data_diagonal``, the mean bounding-box diagonal of
+    the training shapes).
+
+    Raises:
+        ValueError: ``cfg`` asks for more points than the data has.
+    """
+    check_point_count(cfg.model.num_points, data_num_points, f"{cfg.data.data_root}/{cfg.data.category}")
+    cfg = copy.deepcopy(cfg)
+    cfg.model.num_points = cfg.model.num_points or data_num_points
+    cfg.loss.frame_diagonal = cfg.loss.frame_diagonal or data_diagonal
+    return cfg
+
+
+def data_fingerprint(manifest: dict) -> dict:
+    """What a run's prepared data must keep for a checkpoint to resume on it."""
+    return {k: manifest.get(k) for k in ("category", "num_points", "normalization", "splits", "split_seed")}
+
+
+def points_used(cfg: RunConfig, prepared: int) -> dict:
+    """How many points each cloud has, and which of them each use takes (for ``run_info.json``)."""
+    M = cfg.model.num_points
+    if M == prepared:
+        return {"prepared": prepared, "model": M, "train": "all", "validation": "all"}
+    train = (f"a fresh uniform subset of {M} per cloud per step (generator seeded by seed and step)"
+             if cfg.data.train_subsets == "fresh" else "the fixed subset of each cloud (as validation)")
+    return {"prepared": prepared, "model": M, "train": train,
+            "validation": f"a fixed subset of {M} per cloud, seed data.subset_seed = {cfg.data.subset_seed}: "
+                          + SUBSET_RULE}
+
+
+def build_objectives(cfg: RunConfig, chamfer) -> dict:
+    """Every method's objective with the run's weights and scales (``cfg`` resolved on its data), by
+    method name: the run uses ``vae`` in its warm-up epochs and ``loss.method`` after."""
+    L, m = cfg.loss, cfg.model
+    scales = {"num_points": m.num_points, "scale_points": L.scale_points, "frame_diagonal": L.frame_diagonal,
+              "prior_std": m.prior_std, "chamfer": chamfer}
+    return {"vae": VAEObjective(beta_rec=L.beta_rec, beta_kl=L.beta_kl, **scales),
+            "soft-intro": SoftIntroObjective(beta_rec=L.beta_rec, beta_kl=L.beta_kl, beta_neg=L.beta_neg,
+                                             gamma_r=L.gamma_r, **scales),
+            "intro": IntroObjective(margin=L.intro_margin, alpha=L.intro_alpha, beta=L.intro_beta, **scales)}

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pointcloud_sivae.categories import dataset_category
+from pointcloud_sivae.data.categories import dataset_category
 
 PREP_HINT = (
     "prepare it with: python -m shapenet_prep --format shapenetpart "
@@ -79,7 +79,7 @@ def fixed_subsets(points: torch.Tensor, ids: list[str], num_points: int, seed: i
 
 def mean_diagonal(points: torch.Tensor) -> float:
     """Mean bounding-box diagonal of (M, N, 3) clouds, in their units: the length unit of the
-    frame-invariant Chamfer terms (:func:`~pointcloud_sivae.losses.objective_scales`).
+    frame-invariant Chamfer terms (:func:`~pointcloud_sivae.objectives.objective_scales`).
 
     Raises:
         ValueError: no clouds, or clouds of zero extent.

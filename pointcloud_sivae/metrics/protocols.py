@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pointcloud_sivae.normalization import EvaluationFrame, normalization_params, normalize
+from pointcloud_sivae.data.normalization import EvaluationFrame, normalization_params, normalize
 
 PROTOCOLS = ("pointflow", "norm_box", "none")
 

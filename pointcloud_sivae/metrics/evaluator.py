@@ -6,13 +6,13 @@ import time
 
 import numpy as np
 
-from pointcloud_sivae.chamfer import resolve_backend
-from pointcloud_sivae.distances import paired_chamfer, paired_emd, pairwise_chamfer, pairwise_emd, resolve_emd_backend
-from pointcloud_sivae.jsd import jsd_between_sets, jsd_convention, outside_fraction
-from pointcloud_sivae.metrics import generation_metrics
-from pointcloud_sivae.protocols import apply_protocol
-from pointcloud_sivae.normalization import EvaluationFrame
-from pointcloud_sivae.health import set_diversity
+from pointcloud_sivae.data.normalization import EvaluationFrame
+from pointcloud_sivae.metrics.distances import paired_chamfer, paired_emd, pairwise_chamfer, pairwise_emd
+from pointcloud_sivae.metrics.generation import generation_metrics, set_diversity
+from pointcloud_sivae.metrics.jsd import jsd_between_sets, jsd_convention, outside_fraction
+from pointcloud_sivae.metrics.protocols import apply_protocol
+from pointcloud_sivae.ops.chamfer import resolve_backend
+from pointcloud_sivae.ops.emd import resolve_emd_backend
 
 # Display scale of each metric: shown value = raw value x scale (PointFlow tables: MMD-CD x10^3,
 # MMD-EMD x10^2, COV and 1-NNA in %). JSON keeps raw values; its "units" says the scale.
@@ -35,7 +35,7 @@ class GenerationEvaluator:
     Args:
         reference: (R, N, 3) clouds in the prepared (model) frame.
         normalization: the manifest's ``normalization`` block.
-        protocol: see :mod:`pointcloud_sivae.protocols`.
+        protocol: see :mod:`pointcloud_sivae.metrics.protocols`.
         emd: ``approx``, ``exact`` or ``none`` (Chamfer metrics and JSD only).
         chamfer_backend, emd_backend, device: where the distance matrices are computed.
         jsd_allow_outside: compute JSD even when more than 1 % of the points of a set lie
@@ -136,13 +136,3 @@ def summarize(per_seed: list[dict[str, float]], keys=None) -> dict[str, dict[str
     keys = per_seed[0].keys() if keys is None else [k for k in per_seed[0] if k in keys]
     return {k: {"mean": float(np.mean([r[k] for r in per_seed])), "std": float(np.std([r[k] for r in per_seed]))}
             for k in keys}
-
-
-def format_table(summary: dict[str, dict[str, float]], title: str) -> str:
-    """A readable terminal table: metric, value in the field's display units, unit."""
-    lines = [title, f"{'metric':<10} {'value':>20}  unit", "-" * 40]
-    for k, v in summary.items():
-        scale, unit = DISPLAY.get(k, (1.0, ""))
-        value = f"{v['mean'] * scale:.4f}" + (f" ± {v['std'] * scale:.4f}" if v.get("std") else "")
-        lines.append(f"{k:<10} {value:>20}  {unit}")
-    return "\n".join(lines)

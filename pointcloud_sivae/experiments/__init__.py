@@ -1,0 +1,2 @@
+"""Experiments that train several runs and score them: method comparisons (``compare``) and sweeps on the
+val split (``sweep``)."""

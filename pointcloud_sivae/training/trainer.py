@@ -1,0 +1,284 @@
+"""The training loop: ``Trainer.fit`` runs epochs of :mod:`~pointcloud_sivae.training.steps`, validates,
+logs and writes checkpoints.
+
+Reading order: :meth:`Trainer.__init__` builds the data, model, optimisers and the
+methods' objectives; :meth:`Trainer.fit` is a loop of :meth:`Trainer.train_epoch` (one
+step function per batch, then the learning-rate schedules) and :meth:`Trainer.finish_epoch`
+(health, validation, visuals, the ``metrics.jsonl`` line, checkpoints). The first
+``warmup_epochs`` epochs (exactly that many) train a plain VAE.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from pointcloud_sivae.data.normalization import EvaluationFrame
+from pointcloud_sivae.data.prepared import fixed_subsets, load_split, mean_diagonal, random_subsets
+from pointcloud_sivae.models.vae import SoftIntroVAE
+from pointcloud_sivae.ops.chamfer import Chamfer, resolve_backend
+from pointcloud_sivae.training.checkpoint import (CheckpointError, load_checkpoint, resolve_checkpoint_path,
+                                                  resumed_config, run_dir_of)
+from pointcloud_sivae.training.config import RunConfig, build_objectives, config_for_data, data_fingerprint, points_used
+from pointcloud_sivae.training.distributed import (DistContext, reduce_weighted, share_cores, shard_rows,
+                                                   synchronise_batchnorm)
+from pointcloud_sivae.training.health import HealthMonitor
+from pointcloud_sivae.training.logs import NullWriter, log_step, make_writer, summary_line
+from pointcloud_sivae.training.run_folder import RunFolder, new_run_dir
+from pointcloud_sivae.training.steps import STEPS, Learner, Step
+from pointcloud_sivae.training.validation import Validator
+from pointcloud_sivae.utils.runtime import select_device
+
+
+class Trainer:
+    """Owns the model, optimisers, data and run folder; ``fit()`` trains. Build with :meth:`new_run`
+    or :meth:`resume`; ``cfg`` is not changed (the run's resolved config is ``trainer.cfg``)."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, state: dict | None = None, dist_ctx: DistContext | None = None):
+        self.folder, self.dist = RunFolder(run_dir), dist_ctx or DistContext()
+        self.run_dir = self.folder.path
+        share_cores(self.dist)
+        self.device = select_device(cfg.train.device)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        torch.manual_seed(cfg.train.seed)
+        train = load_split(cfg.data.data_root, cfg.data.category, "train")
+        if len(train.ids) < 2:
+            raise ValueError(f"the train split has {len(train.ids)} shape(s); at least 2 are needed (BatchNorm)")
+        self.manifest = train.manifest
+        self.cfg = cfg = config_for_data(cfg, self.manifest["num_points"], mean_diagonal(train.points))
+        M, seed = cfg.model.num_points, cfg.data.subset_seed
+        val = load_split(cfg.data.data_root, cfg.data.category, "val", num_points=M, subset_seed=seed)
+        self.train_points = train.points.to(self.device)  # every prepared point: steps draw subsets of M
+        self.train_fixed = fixed_subsets(self.train_points, train.ids, M, seed)  # diagnostics on train shapes
+        self.val_points = val.points.to(self.device)  # the fixed subsets of M points
+
+        self.model = SoftIntroVAE(**dataclasses.asdict(cfg.model)).to(self.device)
+        if self.dist.enabled:
+            synchronise_batchnorm(self.model.encoder)  # BatchNorm statistics of the global batch
+        if cfg.train.compile:  # in place: parameter names and checkpoints are unchanged
+            self.model.encoder.compile()
+            self.model.decoder.compile()
+        o = cfg.optim
+        self.opt_e = torch.optim.Adam(self.model.encoder.parameters(), lr=o.lr_e, betas=(o.beta1, o.beta2))
+        self.opt_d = torch.optim.Adam(self.model.decoder.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2))
+        self.learner = Learner(self.model, self.opt_e, self.opt_d,
+                               torch.optim.lr_scheduler.MultiStepLR(self.opt_e, list(o.milestones), gamma=o.lr_gamma),
+                               torch.optim.lr_scheduler.MultiStepLR(self.opt_d, list(o.milestones), gamma=o.lr_gamma),
+                               self.dist, self._where)
+        self.chamfer = Chamfer(cfg.loss.chamfer_backend, self.device)  # the training loss and val reconstructions
+        self.matrix_backend = resolve_backend(cfg.loss.chamfer_backend, self.device, use="matrix")  # val metrics
+        self.objectives = build_objectives(cfg, self.chamfer)  # every method's, by name
+        self.health = HealthMonitor(cfg.train.health_epochs, cfg.loss.method, self.objectives["vae"].s)
+        t = cfg.train
+        self.validator = Validator(self.val_points, self.train_fixed, EvaluationFrame.of(self.manifest["normalization"]),
+                                   seed=t.seed, chamfer=self.chamfer, matrix_backend=self.matrix_backend,
+                                   jsd_factor=t.jsd_sample_factor, generation_metrics=t.val_generation_metrics,
+                                   num_vis=t.num_vis)
+        self.epoch, self.global_step = 0, 0  # completed epochs and steps
+        self.best = {"epoch": None, "val_jsd": None, "val_chamfer": None}
+        self.last_val: dict[str, float] = {}  # the latest validation of this session
+        if state is not None:
+            self._load_state(state)
+
+    @classmethod
+    def new_run(cls, cfg: RunConfig, dist_ctx: DistContext | None = None) -> "Trainer":
+        """Start a run in ``<out_dir>/<run_name>`` (a fresh folder; :func:`new_run_dir`)."""
+        cfg, run_dir = new_run_dir(cfg, dist_ctx or DistContext())
+        trainer = cls(cfg, run_dir, dist_ctx=dist_ctx)
+        trainer._start_session(resumed_from=None)
+        return trainer
+
+    @classmethod
+    def resume(cls, path: str | Path, overrides: dict[str, object] | None = None,
+               dist_ctx: DistContext | None = None) -> "Trainer":
+        """Continue a run from its last checkpoint (or a given ``.pt``); only
+        :data:`~pointcloud_sivae.training.config.RESUMABLE_OVERRIDES` may differ from the saved config.
+
+        Raises:
+            CheckpointError: missing/unreadable checkpoint, a flag that conflicts with the saved
+                config, or prepared data that changed since the checkpoint.
+        """
+        ckpt_path = resolve_checkpoint_path(path)
+        state = load_checkpoint(ckpt_path)
+        cfg = resumed_config(state["config"], overrides or {}, where=str(ckpt_path))
+        trainer = cls(cfg, run_dir_of(ckpt_path), state=state, dist_ctx=dist_ctx)
+        trainer._start_session(resumed_from=str(ckpt_path))
+        return trainer
+
+    def _start_session(self, resumed_from: str | None) -> None:
+        if not self.dist.is_main:
+            return
+        self.folder.check(int(1.1 * 3 * sum(p.numel() * p.element_size() for p in self.model.parameters())))
+        self.folder.start_session(self.cfg.to_dict(), self.manifest, {
+            "device": str(self.device), "chamfer_backend": self.chamfer.name,
+            "validation_chamfer_backend": self.matrix_backend, "processes": self.dist.world_size,
+            "points": points_used(self.cfg, self.manifest["num_points"]), "resumed_from": resumed_from,
+            "start_epoch": self.epoch})
+        self.folder.keep_metrics_until(self.epoch)  # epochs after the checkpoint are trained again
+
+    def _load_state(self, state: dict) -> None:
+        saved, now = data_fingerprint(state["manifest"]), data_fingerprint(self.manifest)
+        changed = [k for k in saved if saved[k] != now[k]]
+        if changed:
+            raise CheckpointError(f"the prepared data under {self.cfg.data.data_root} differs from the checkpoint's "
+                                  f"({', '.join(changed)}); restore the data the run was trained on, or start a new run")
+        try:
+            self.learner.load_state_dict(state)
+        except RuntimeError as exc:
+            raise CheckpointError(f"checkpoint weights do not fit the configured model: {exc}") from None
+        self.epoch, self.global_step, self.best = int(state["epoch"]), int(state["global_step"]), dict(state["best"])
+        self.health.load_state_dict(state.get("health"))
+        torch.set_rng_state(state["rng"]["torch"])
+        if self.device.type == "cuda" and state["rng"].get("cuda"):
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+    def state_dict(self) -> dict:
+        cuda = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []
+        return {**self.learner.state_dict(), "epoch": self.epoch, "global_step": self.global_step, "best": self.best,
+                "health": self.health.state_dict(), "rng": {"torch": torch.get_rng_state(), "cuda": cuda},
+                "config": self.cfg.to_dict(), "manifest": self.manifest}
+
+    def _where(self) -> tuple[str, str]:
+        last = self.folder.checkpoints / "last.pt"
+        return (f"epoch {self.epoch + 1}, step {self.global_step + 1}",
+                f"The last good checkpoint {last} (epoch {self.epoch}) is intact" if last.exists()
+                else "No checkpoint was written yet")
+
+    # ----- the loop ----------------------------------------------------------------------------
+
+    def fit(self) -> list[dict]:
+        """Train from the current epoch to ``optim.epochs``; returns this session's epoch records (the
+        ``metrics.jsonl`` lines). ``checkpoints/last.pt`` is replaced atomically after every epoch;
+        ``best.pt`` keeps the epoch of lowest val JSD (ties: lower val Chamfer distance)."""
+        main = self.dist.is_main  # rank 0 alone logs, validates and writes checkpoints
+        writer = make_writer(self.run_dir, purge_step=self.global_step + 1) if main else NullWriter()
+        remaining = max(0, self.cfg.optim.epochs - self.epoch) * len(self.batches(1))
+        bar = tqdm(total=remaining, disable=not (self.cfg.train.progress and main), unit="step", dynamic_ncols=True)
+        if main:
+            print(("training " + self._describe()) if self.epoch == 0 else
+                  f"resuming {self.run_dir} after epoch {self.epoch} (step {self.global_step})", file=sys.stderr)
+        records = []
+        try:
+            while self.epoch < self.cfg.optim.epochs:
+                records.append(self.train_epoch(self.epoch + 1, writer, bar))
+                if main:
+                    self.finish_epoch(records[-1], writer)
+        finally:
+            bar.close()
+            writer.close()
+            if main:
+                self.folder.remove_temporaries()
+        return records
+
+    def batches(self, epoch: int) -> list[torch.Tensor]:
+        """This epoch's global batches: a permutation seeded by (seed, epoch), the same in every process,
+        so resuming is exact with any number of processes. A final batch smaller than two shapes
+        (BatchNorm) or than the number of processes is dropped."""
+        g = torch.Generator().manual_seed(self.cfg.train.seed * 1_000_003 + epoch)
+        perm = torch.randperm(self.train_points.shape[0], generator=g).to(self.device)
+        return [b for b in perm.split(self.cfg.optim.batch_size) if len(b) >= max(2, self.dist.world_size)]
+
+    def batch(self, idx: torch.Tensor) -> torch.Tensor:
+        """The (B, M, 3) clouds of the global batch ``idx``: all prepared points, or (M below the prepared
+        count) a fresh uniform subset of M points of every cloud drawn by a generator seeded by (seed,
+        step), so a resumed run draws the same subsets; or each cloud's fixed subset (``train_subsets``)."""
+        if self.cfg.data.train_subsets == "fixed":
+            return self.train_fixed[idx]
+        g = torch.Generator().manual_seed(self.cfg.train.seed * 1_000_003 + self.global_step + 104729)
+        return random_subsets(self.train_points[idx], self.cfg.model.num_points, g)
+
+    def method_for_epoch(self, epoch: int) -> str:
+        """``"vae"`` for epochs 1..warmup_epochs (1-based), the configured ``loss.method`` after."""
+        return "vae" if epoch <= self.cfg.optim.warmup_epochs else self.cfg.loss.method
+
+    def train_epoch(self, epoch: int, writer, bar) -> dict:
+        """The epoch's steps (the first also measures the encoder's gradients), then the learning-rate
+        schedules; returns the epoch's record: every logged term's mean, learning rates, time."""
+        method, sums, counts, t0 = self.method_for_epoch(epoch), {}, {}, time.perf_counter()
+        for i, idx in enumerate(self.batches(epoch)):
+            t_step, x = time.perf_counter(), self.batch(idx)
+            terms = self.train_step(x, method, diagnose=i == 0)
+            dt = time.perf_counter() - t_step  # train_step ends in a device sync
+            self.global_step += 1
+            for k, v in terms.items():
+                sums[k], counts[k] = sums.get(k, 0.0) + v, counts.get(k, 0) + 1
+            if self.global_step % self.cfg.train.log_every == 0:
+                log_step(writer, self.global_step, terms, self.opt_e, self.opt_d, dt, len(x))
+            bar.update(1)
+            bar.set_postfix(ep=epoch, **{k: f"{terms[k]:.3g}" for k in ("rec", "kl_real", "kl_gap") if k in terms},
+                            refresh=False)  # only the terms this phase has
+        lrs = self.learner.end_epoch()
+        self.epoch = epoch
+        return {"epoch": epoch, "global_step": self.global_step, "method": method,
+                **{k: v / counts[k] for k, v in sums.items()}, **lrs, "epoch_time_s": time.perf_counter() - t0}
+
+    def train_step(self, x: torch.Tensor, method: str, diagnose: bool = False) -> dict[str, float]:
+        """One optimisation step of ``method`` on a (B, N, 3) global batch; returns the logged terms as
+        floats (global-batch means; ``*_min`` terms: global-batch minima).
+
+        Raises:
+            ValueError: an unknown method. NonFiniteLossError: a loss is not finite.
+        """
+        if method not in STEPS:
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(STEPS)}")
+        n = x.shape[0]
+        noise = torch.Generator(device=self.device).manual_seed(self.cfg.train.seed * 1_000_003 + self.global_step + 7919)
+        rows = shard_rows(n, self.dist)
+        step = Step(noise=noise, batch_size=n, rows=rows, share=(rows.stop - rows.start) / n, diagnose=diagnose)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.amp == "bf16"):
+            terms = STEPS[method](self.learner, self.objectives[method], x[rows], step)
+        names = [k for k in terms if not k.endswith("_min")]
+        values = reduce_weighted(torch.stack([terms[k].detach().float() for k in names]), step.share, self.dist)
+        out = dict(zip(names, values.tolist()))  # one device sync
+        mins = [k for k in terms if k.endswith("_min")]
+        if mins:  # minima of the global batch, not a weighted mean of the shards' minima
+            low = torch.stack([terms[k].detach().float() for k in mins])
+            if self.dist.enabled:
+                torch.distributed.all_reduce(low, op=torch.distributed.ReduceOp.MIN)
+            out.update(zip(mins, low.tolist()))
+        return out
+
+    def finish_epoch(self, record: dict, writer) -> None:
+        """Rank 0 after an epoch: health warnings, validation (and the best epoch), visuals, the
+        ``metrics.jsonl`` line, the checkpoints."""
+        epoch, t = record["epoch"], self.cfg.train
+        for message in self.health.update(record, dataclasses.asdict(self.cfg.loss)):
+            print(f"\nwarning (epoch {epoch}): {message}", file=sys.stderr)
+            record.setdefault("warnings", []).append(message)
+            writer.add_text("health/warning", message, self.global_step)
+        for k in [k for k in record if k.startswith("grad_")]:
+            writer.add_scalar(f"health/{k}", record[k], self.global_step)
+        last_epoch = epoch == self.cfg.optim.epochs
+        if epoch % t.val_every == 0 or last_epoch:
+            self.last_val = val = self.validator(self.model)
+            record.update(val)
+            for k, v in val.items():
+                writer.add_scalar(f"val/{k.removeprefix('val_')}", v, self.global_step)
+            best = self.best["val_jsd"]
+            if "val_jsd" in val and (best is None or (val["val_jsd"], val["val_chamfer"]) < (best, self.best["val_chamfer"])):
+                self.best = {"epoch": epoch, "val_jsd": val["val_jsd"], "val_chamfer": val["val_chamfer"]}
+        if epoch % t.vis_every == 0 or last_epoch:
+            self.validator.log_visuals(self.model, writer, self.global_step)
+        self.folder.append_metrics(record)
+        state = self.state_dict()
+        self.folder.save(state, "last")
+        if self.best["epoch"] == epoch:
+            self.folder.save(state, "best")
+        writer.flush()
+
+    def _describe(self) -> str:
+        c, M, N = self.cfg, self.cfg.model.num_points, self.manifest["num_points"]
+        points = f"{M} points" if M == N else f"{M} of {N} points: a {c.data.train_subsets} subset per step, a fixed one for val"
+        return (f"{c.data.category} on {self.device} ({len(self.train_points)} train / {len(self.val_points)} val shapes, "
+                f"{points}), Chamfer backend {self.chamfer.name}; {self.dist.world_size} process(es); run folder "
+                f"{self.run_dir}")
+
+    def summary(self) -> str:
+        """One line on the finished run (:func:`~pointcloud_sivae.training.logs.summary_line`)."""
+        return summary_line(self.best, self.last_val)

@@ -1,0 +1,119 @@
+"""Validation during training, and the clouds and images it logs to TensorBoard.
+
+Every number is in the evaluation frame (:class:`~pointcloud_sivae.data.normalization.EvaluationFrame`)
+and uses the metrics of :mod:`pointcloud_sivae.metrics`, the same code ``eval`` runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from pointcloud_sivae.data.normalization import EvaluationFrame
+from pointcloud_sivae.metrics.distances import pairwise_chamfer
+from pointcloud_sivae.metrics.generation import generation_metrics, nearest_other, set_diversity
+from pointcloud_sivae.metrics.jsd import jsd_between_sets, outside_fraction
+from pointcloud_sivae.models.latent import interpolate
+from pointcloud_sivae.models.vae import SoftIntroVAE
+from pointcloud_sivae.ops.chamfer import Chamfer
+from pointcloud_sivae.training.health import active_units
+from pointcloud_sivae.utils.render import point_colors, render_grid
+
+
+class Validator:
+    """Scores a model on the val split (and draws what TensorBoard shows).
+
+    Args:
+        val: (V, N, 3) val clouds (model frame; the fixed subsets at the model's N).
+        train: (T, N, 3) training clouds (their fixed subsets), for active units and, without
+            a val split, the logged clouds.
+        frame: the data's evaluation frame. seed: the run's seed (fixed prior samples).
+        chamfer: the run's Chamfer op (reconstruction distance); matrix_backend: the backend of
+            the distance matrices (resolved once by the trainer).
+        jsd_factor: JSD uses ``jsd_factor * V`` prior samples. generation_metrics: also MMD-CD,
+            COV-CD and 1-NNA-CD of V samples (cost ~ V^2). num_vis: clouds per logged row.
+    """
+
+    def __init__(self, val: torch.Tensor, train: torch.Tensor, frame: EvaluationFrame, *, seed: int,
+                 chamfer: Chamfer, matrix_backend: str, jsd_factor: int, generation_metrics: bool, num_vis: int):
+        self.val, self.train, self.frame, self.seed = val, train, frame, seed
+        self.chamfer, self.matrix_backend = chamfer, matrix_backend
+        self.jsd_factor, self.generation_metrics, self.num_vis = jsd_factor, generation_metrics, num_vis
+        self._D_rr = None  # val-against-val Chamfer matrix, computed at the first validation
+
+    @torch.no_grad()
+    def __call__(self, model: SoftIntroVAE) -> dict[str, float]:
+        """Val reconstruction Chamfer distance (mean convention, squared L2, posterior means), JSD of
+        ``jsd_factor * |val|`` prior samples (fixed seed) against the val split and the share of their
+        points outside the JSD grid's ball (counted at their nearest cell), the set diagnostics of
+        :meth:`set_metrics`, and ``active_units`` of the training shapes' posterior means."""
+        if len(self.val) == 0:
+            return {}
+        model.eval()
+        try:
+            real = self.frame.to_evaluation(self.val)
+            rec = self.frame.to_evaluation(model.decode_chunked(model.posterior_means(self.val)))
+            cd = self.chamfer(real, rec, point_reduction="mean").mean().item()
+            gen = self.frame.to_evaluation(prior_clouds(model, self.jsd_factor * len(real), self.seed + 1))
+            real_np, gen_np = real.cpu().numpy(), gen.cpu().numpy()
+            out = {"val_chamfer": cd, "val_jsd": jsd_between_sets(gen_np, real_np, allow_outside=True),
+                   "val_jsd_outside": outside_fraction(gen_np)}
+            if len(real_np) >= 2:
+                out.update(self.set_metrics(gen_np[: len(real_np)], real_np))
+            mu = torch.cat([model.encode(c)[0] for c in self.train[:1024].split(256)])
+            out.update(active_units(mu, model.prior_std))
+        finally:
+            model.train()
+        return out
+
+    def set_metrics(self, sample: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+        """Diversity of the samples and of the val split (mean pairwise Chamfer distance; a ratio far
+        below 1 is mode collapse, which MMD hides), the val split's mean distance to the nearest other
+        val shape (a ``val_chamfer`` no lower means the decoder ignores the latent) and, with
+        ``generation_metrics``, MMD-CD, COV-CD and 1-NNA-CD of the samples against the val split."""
+        device = self.val.device
+        if self._D_rr is None:
+            self._D_rr = pairwise_chamfer(reference, backend=self.matrix_backend, device=device)
+        D_ss = pairwise_chamfer(sample, backend=self.matrix_backend, device=device)
+        out = {"val_sample_diversity_cd": set_diversity(D_ss), "val_data_diversity_cd": set_diversity(self._D_rr),
+               "val_nn_other_cd": nearest_other(self._D_rr)}
+        if self.generation_metrics:
+            D_sr = pairwise_chamfer(sample, reference, backend=self.matrix_backend, device=device)
+            table = generation_metrics(D_ss, D_sr, self._D_rr, "CD")  # val_mmd_cd, val_cov_cd, val_1nna_cd
+            out.update({"val_" + k.lower().replace("1-nna", "1nna").replace("-", "_"): v for k, v in table.items()})
+        return out
+
+    @torch.no_grad()
+    def log_visuals(self, model: SoftIntroVAE, writer, global_step: int) -> None:
+        """Real, reconstructed and generated clouds (point-cloud summaries and a rendered grid) and a
+        slerp strip between the first two shapes."""
+        source = self.val if len(self.val) else self.train
+        k = min(self.num_vis, len(source))
+        model.eval()
+        try:
+            real = self.frame.to_evaluation(source[:k])
+            rec = self.frame.to_evaluation(model.decode_chunked(model.posterior_means(source[:k])))
+            gen = self.frame.to_evaluation(prior_clouds(model, k, self.seed + 2))
+            strip = None
+            if len(source) >= 2:
+                mu = model.encode(source[:2])[0]
+                strip = self.frame.to_evaluation(model.decode(interpolate(mu[0], mu[1], 8, "slerp")))
+        finally:
+            model.train()
+        rows = [real.cpu().numpy(), rec.cpu().numpy(), gen.cpu().numpy()]
+        names = ["real", "reconstruction", "generated"]
+        for r, (name, clouds) in enumerate(zip(names, rows)):
+            colors = np.broadcast_to(point_colors(clouds.shape[1], r), clouds.shape).copy()
+            writer.add_mesh(f"clouds/{name}", vertices=torch.from_numpy(clouds), colors=torch.from_numpy(colors),
+                            global_step=global_step)
+        writer.add_image("clouds/grid", render_grid(rows, names), global_step, dataformats="HWC")
+        if strip is not None:
+            writer.add_image("interpolation/strip", render_grid([strip.cpu().numpy()],
+                                                                ["slerp: val shape 0 -> val shape 1"]),
+                             global_step, dataformats="HWC")
+
+
+def prior_clouds(model: SoftIntroVAE, n: int, seed: int) -> torch.Tensor:
+    """``n`` decoded prior samples (model frame) from a generator seeded by ``seed``."""
+    g = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    return model.decode_chunked(model.sample_prior(n, generator=g))
