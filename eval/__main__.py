@@ -54,23 +54,27 @@ def _metric_options(p: argparse.ArgumentParser, out_default: str) -> None:
     add_verbose(p, subcommand=True)
 
 
+def _checkpoint_command(sub, name: str, help: str, split_help: str) -> argparse.ArgumentParser:
+    """A subcommand that scores a checkpoint on a split of its prepared data."""
+    p = sub.add_parser(name, help=help)
+    add_checkpoint(p)
+    p.add_argument("--split", default="test", choices=SPLITS, help=f"{split_help} (default: test)")
+    add_run_data_root(p)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m eval", description=__doc__.splitlines()[0])
     add_verbose(p)
     sub = p.add_subparsers(dest="command", required=True)
-    g = sub.add_parser("generation", help="MMD, COV, 1-NNA (CD, EMD) and JSD of prior samples vs a split")
-    add_checkpoint(g)
-    g.add_argument("--split", default="test", choices=SPLITS, help="reference split R (default: test)")
-    add_run_data_root(g)
+    g = _checkpoint_command(sub, "generation", "MMD, COV, 1-NNA (CD, EMD) and JSD of prior samples vs a split",
+                            "reference split R")
     g.add_argument("--num-samples", type=bounded_int(1), help="|S|, >= 1 (default |R|, the PointFlow protocol)")
     g.add_argument("--seeds", type=bounded_int(0), nargs="+", default=[0],
                    help="prior-sample seeds, >= 0; the table gives mean and std over them (default: 0)")
     _metric_options(g, "<run>/eval/generation_<split>_<protocol>.json")
-    r = sub.add_parser("reconstruction", help="CD and EMD between a split and its reconstructions")
-    add_checkpoint(r)
-    r.add_argument("--split", default="test", choices=SPLITS,
-                   help="split reconstructed from its posterior means (default: test)")
-    add_run_data_root(r)
+    r = _checkpoint_command(sub, "reconstruction", "CD and EMD between a split and its reconstructions",
+                            "split reconstructed from its posterior means")
     _metric_options(r, "<run>/eval/reconstruction_<split>_<protocol>.json")
     s = sub.add_parser("sets", help="the generation table for two sets of clouds given as files")
     s.add_argument("--sample", type=Path, required=True, help=".npy (M, N, 3) or .npz with 'points'")
