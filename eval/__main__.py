@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from eval.generation import run_generation, run_reconstruction, run_sets
-from eval.ood import run_ood
+from eval.ood import obs_std_arg, run_ood
 from pointcloud_sivae.cli import (
     SPLITS,
     add_chamfer_backend,
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--ood-split", default="all", choices=("all", *SPLITS),
                    help="split(s) of the other set that are scored (default: all)")
     add_num_importance(o, 64, low=1)
-    o.add_argument("--obs-std", default="auto",
+    o.add_argument("--obs-std", default="auto", type=obs_std_arg,
                    help="sigma of the Gaussian-mixture observation model (model frame), > 0, or auto: "
                         "maximum likelihood on the training split (default: auto)")
     o.add_argument("--seed", type=bounded_int(0), default=0, help="seed of the importance samples, >= 0 (default: 0)")

@@ -23,31 +23,31 @@ from eval.tables import format_table, result_header
 from pointcloud_sivae.inference import Inference
 from pointcloud_sivae.metrics.evaluator import GenerationEvaluator, reconstruction_metrics, summarize
 from pointcloud_sivae.training.checkpoint import run_dir_of
+from pointcloud_sivae.utils.arrays import ArrayFileError, check_clouds, load_arrays
 from pointcloud_sivae.utils.runtime import select_device, write_json
 
 
 def read_clouds(path: Path) -> np.ndarray:
-    """(M, N, 3) clouds from a .npy array or a .npz holding ``points``.
+    """(M, N, 3) float32 clouds from a .npy array or a .npz holding ``points``, checked.
 
     Raises:
-        ValueError: missing file, unsupported extension, or no ``points`` array.
+        ValueError: a missing, empty, truncated or foreign file, no ``points`` array, another shape,
+            or a NaN or infinite coordinate (the first one named), each naming the file.
     """
-    if not path.is_file():
-        raise ValueError(f"{path} not found")
-    if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False)
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            if "points" not in z.files:
-                raise ValueError(f"{path} has no 'points' array (found {z.files})")
-            return z["points"]
-    raise ValueError(f"{path}: expected a .npy or .npz file")
+    if path.suffix not in (".npy", ".npz"):
+        raise ValueError(f"{path}: expected a .npy or .npz file")
+    arrays = load_arrays(path, path.suffix + " file")
+    if isinstance(arrays, dict):
+        if "points" not in arrays:
+            raise ArrayFileError(path, f"no 'points' array (found {sorted(arrays)})")
+        arrays = arrays["points"]
+    return check_clouds(arrays, path)
 
 
 def _checkpoint_context(args):
     """The model of a checkpoint (``Inference``), the split to score and the run folder."""
     inf = Inference(args.checkpoint, args.device, args.data_root)
-    return inf, inf.split(args.split), run_dir_of(inf.checkpoint)
+    return inf, inf.split(args.split).nonempty(), run_dir_of(inf.checkpoint)
 
 
 def _report_jsd_outside(ev: GenerationEvaluator) -> None:

@@ -17,6 +17,7 @@ import time
 import numpy as np
 import torch
 
+from pointcloud_sivae.cli import bounded_float
 from pointcloud_sivae.data.normalization import EvaluationFrame
 from pointcloud_sivae.data.prepared import load_manifest
 from pointcloud_sivae.inference import Inference
@@ -65,18 +66,22 @@ def score_set(inf, points: np.ndarray, *, obs_std: float, num_samples: int, seed
                         chamfer_backend=chamfer_backend)
 
 
-def resolve_obs_std(inf, value: str, fit_points: np.ndarray) -> tuple[float, str]:
-    """``auto`` -> maximum-likelihood ``sigma`` on ``fit_points``; otherwise the given positive number."""
+def obs_std_arg(text: str):
+    """argparse ``type`` of ``--obs-std``: ``auto``, or a finite number > 0."""
+    if text == "auto":
+        return text
+    return bounded_float(0, open_low=True)(text)
+
+
+obs_std_arg.__name__ = "auto or a number > 0"
+
+
+def resolve_obs_std(inf, value, fit_points: np.ndarray) -> tuple[float, str]:
+    """``auto`` -> maximum-likelihood ``sigma`` on ``fit_points``; otherwise the given number (> 0)."""
     if value == "auto":
         x = torch.from_numpy(np.asarray(fit_points, np.float32)).to(inf.device)
         return fit_obs_std(inf.model, x), "maximum likelihood on the training split's posterior-mean reconstructions"
-    try:
-        sigma = float(value)
-    except ValueError:
-        sigma = -1.0
-    if not sigma > 0:
-        raise ValueError(f"--obs-std must be 'auto' or a positive number, got {value!r}")
-    return sigma, "given on the command line"
+    return float(value), "given on the command line"
 
 
 def auroc(scores_in: np.ndarray, scores_out: np.ndarray) -> float:
@@ -135,7 +140,7 @@ def run_ood(args) -> dict:
     inf = Inference(args.checkpoint, args.device, args.data_root)
     category = inf.config["data"]["category"]
     run_dir = run_dir_of(inf.checkpoint)
-    in_split = inf.split(args.in_split)
+    in_split = inf.split(args.in_split).nonempty()
     ood_points, ood_ids, frame_note = load_ood_set(inf, args.ood_data, args.ood_category, args.ood_split)
     ood_name = load_manifest(args.ood_data, args.ood_category)["category"]
     obs_std, obs_how = resolve_obs_std(inf, args.obs_std, inf.split("train").points.numpy())

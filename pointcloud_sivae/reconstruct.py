@@ -27,7 +27,7 @@ def reconstruct(args) -> None:
         labels, shapes = zip(*(inf.shape(f, resample=args.resample) for f in args.files))
         model_in = np.stack(shapes)
     else:
-        split = inf.split(args.split)
+        split = inf.split(args.split).nonempty()
         ids = args.ids or split.ids[: args.limit]
         missing = [i for i in ids if i not in split.ids]
         if missing:

@@ -65,8 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose and error_detail(exc):
             print(error_detail(exc), file=sys.stderr)
         return 2
-    except OSError as exc:  # a file-system error not foreseen above: one line, path and cause
-        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+    except OSError as exc:  # a file-system error not foreseen above (a full disk): one line, path and cause
+        last = trainer.folder.checkpoints / "last.pt" if trainer is not None else None
+        print(f"error: {exc.filename or trainer.run_dir if trainer else ''}: {exc.strerror or exc}"
+              + (f"; the last good checkpoint {last} is intact: free some space, then resume with --resume "
+                 f"{trainer.run_dir}" if last is not None and last.exists() else ""), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         if trainer is not None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from pointcloud_sivae.cli import add_verbose, bounded_float, run
+from pointcloud_sivae.utils.arrays import ArrayFileError, check_clouds, load_arrays
 from pointcloud_sivae.utils.render import (
     ROLE_COLORS,
     HeadlessRenderer,
@@ -49,8 +50,12 @@ class Sequence:
         if not path.is_file():
             raise ValueError(f"{path} not found; write one with python -m pointcloud_sivae.interpolate "
                              "(or sample / reconstruct)")
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        arrays = load_arrays(path, "clouds.npz")
+        if not isinstance(arrays, dict):
+            raise ArrayFileError(path, "a .npy array where a clouds.npz archive was expected")
+        for key in ("input", "reconstruction", "interpolation", "sample"):
+            if key in arrays:
+                arrays[key] = check_clouds(arrays[key], f"{path} ['{key}']")
         self.path = path
         if "input" in arrays and "reconstruction" in arrays:
             offs = side_by_side_offsets(2)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from pointcloud_sivae.data.prepared import shape_rng  # noqa: F401 (the readers take it from here)
+from pointcloud_sivae.utils.arrays import ArrayFileError, load_arrays
 from shapenet_prep.errors import MalformedShapeError
 
 
@@ -94,36 +95,13 @@ def real_array(arr, path, what: str) -> np.ndarray:
     return arr.astype(np.float64, copy=False)
 
 
-def numpy_value_error(exc: ValueError, what: str) -> str:
-    """numpy's ValueError in our words; its advice to allow pickles is never passed on."""
-    if "pickle" in str(exc):
-        return f"not a plain numeric {what}: it holds Python objects, which are never unpickled"
-    return f"not a valid {what} ({exc})"
-
-
 def read_numpy(path, what: str = ".npy"):
-    """``np.load(path, allow_pickle=False)`` with every way a file can be broken turned into a
-    :class:`MalformedShapeError` in our words (never numpy's advice to allow pickles).
-
-    Returns an ndarray for ``.npy``, or the open ``NpzFile`` for ``.npz`` (use it in ``with``).
-    """
-    import zipfile
-
-    path = Path(path)
-    if path.is_file() and path.stat().st_size == 0:
-        raise MalformedShapeError(path, f"empty file (0 bytes), not a {what}")
-    if path.is_file():
-        with open(path, "rb") as f:
-            magic = f.read(6)
-        if not (magic.startswith(b"\x93NUMPY") or magic.startswith(b"PK")):
-            raise MalformedShapeError(path, f"not a NumPy {what} (it starts with {magic!r}, not a .npy or .npz "
-                                            "header)")
+    """The arrays of a ``.npz`` (a dict) or the array of a ``.npy``, every way a file can be broken a
+    :class:`MalformedShapeError` in our words (:func:`pointcloud_sivae.utils.arrays.load_arrays`)."""
     try:
-        return np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise MalformedShapeError(path, numpy_value_error(exc, what)) from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise MalformedShapeError(path, f"unreadable or truncated {what} ({type(exc).__name__}: {exc})") from None
+        return load_arrays(path, what)
+    except ArrayFileError as exc:
+        raise MalformedShapeError(exc.path, exc.reason) from None
 
 
 def split_from_name(name: str) -> str | None:

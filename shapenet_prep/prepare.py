@@ -38,7 +38,8 @@ from tqdm import tqdm
 
 from pointcloud_sivae.data.categories import canonical_category, synset_of
 from pointcloud_sivae.data.normalization import NORMALIZATIONS, fit_global_stats, normalization_params, normalize
-from pointcloud_sivae.utils.runtime import atomic_write, provenance
+from pointcloud_sivae.data.prepared import file_record, verify_file
+from pointcloud_sivae.utils.runtime import atomic_write, die_with_parent, provenance
 from shapenet_prep import meshes, modelnet40, shapenetpart
 from shapenet_prep.common import DEFAULT_NUM_POINTS, Sampling, ShapeRef
 from shapenet_prep.errors import MalformedShapeError
@@ -96,7 +97,7 @@ def _validate(opts: PrepareOptions) -> None:
         raise ValueError(f"--workers must be positive, got {opts.workers}")
     fr = opts.split_fractions
     if len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1.0) > 1e-6:
-        raise ValueError(f"--split needs three non-negative fractions summing to 1, got {fr}")
+        raise ValueError(f"--split-fractions needs three non-negative fractions summing to 1, got {list(fr)}")
     if opts.normals and opts.format not in ("mesh", "onet", "modelnet40"):
         raise ValueError(f"--normals is available for the mesh, onet and modelnet40 formats, not {opts.format!r}")
 
@@ -160,7 +161,8 @@ def _load_all(opts: PrepareOptions, category: str, refs: list[ShapeRef]):
             for r in todo:
                 check(_work(opts.format, r, sampling, cache)[1])
         else:
-            with ProcessPoolExecutor(max_workers=opts.workers) as pool:
+            with ProcessPoolExecutor(max_workers=opts.workers, initializer=die_with_parent,
+                                     initargs=(os.getpid(),)) as pool:  # workers end with a killed parent
                 futures = [pool.submit(_work, opts.format, r, sampling, cache) for r in todo]
                 try:
                     for fut in as_completed(futures):
@@ -235,6 +237,7 @@ def _write_atomically(target: Path, arrays: dict[str, dict], manifest: dict, rep
     try:
         for split, data in arrays.items():
             np.savez(tmp / f"{split}.npz", **data)
+        manifest["files"] = {f"{split}.npz": file_record(tmp / f"{split}.npz") for split in arrays}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         (tmp / "skipped.txt").write_text(report)
         if target.exists():
@@ -270,6 +273,29 @@ def _resolve_category(opts: PrepareOptions) -> tuple[str, str | None, dict]:
     return category, synset_of(category), {"collection": "ShapeNet"}
 
 
+def _existing_manifest(target: Path) -> dict:
+    try:
+        manifest = json.loads((target / "manifest.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FileExistsError(f"{target / 'manifest.json'} is damaged (not valid JSON: {exc}); pass --overwrite to "
+                              "prepare the category again") from None
+    if not isinstance(manifest, dict):
+        raise FileExistsError(f"{target / 'manifest.json'} is damaged (not a manifest); pass --overwrite to prepare "
+                              "the category again")
+    return manifest
+
+
+def _damaged_files(target: Path, manifest: dict) -> dict[str, str]:
+    """The prepared files that are missing or differ from what the manifest recorded, with why."""
+    out = {}
+    for split in SPLITS:
+        path = target / f"{split}.npz"
+        why = "missing" if not path.is_file() else verify_file(path, manifest)
+        if why:
+            out[path.name] = why
+    return out
+
+
 def prepare_category(opts: PrepareOptions) -> dict:
     """Prepare one category; returns the manifest written to ``<out>/<category>/manifest.json``.
 
@@ -283,12 +309,18 @@ def prepare_category(opts: PrepareOptions) -> dict:
     log = opts.log or sys.stderr
     category, synset, release = _resolve_category(opts)
     target = Path(opts.out) / category
-    if (target / "manifest.json").exists() and not opts.overwrite:
-        existing = json.loads((target / "manifest.json").read_text())
-        if existing.get("options") == opts.recorded():
+    overwrite = opts.overwrite
+    if (target / "manifest.json").exists() and not overwrite:
+        existing = _existing_manifest(target)
+        if existing.get("options") != opts.recorded():
+            raise FileExistsError(f"{target} already exists with other options; pass --overwrite to replace it")
+        damaged = _damaged_files(target, existing)
+        if not damaged:
             print(f"{target} is already prepared with these options; nothing to do", file=log)
             return existing
-        raise FileExistsError(f"{target} already exists with other options; pass --overwrite to replace it")
+        for name, why in damaged.items():
+            print(f"{target / name} is damaged ({why}); preparing {category} again", file=log)
+        overwrite = True
     refs = FORMATS[opts.format].list_shapes(Path(opts.source), synset, h5_label=opts.h5_label, category=category)
     if not refs:
         raise FileNotFoundError(f"no shapes found for {category} ({synset}) under {opts.source}")
@@ -343,8 +375,13 @@ def prepare_category(opts: PrepareOptions) -> dict:
         "created": provenance()["created"],
     }
     report = "".join(f"{s['id']}\t{s['file']}\t{s['reason']}\n" for s in skipped)
-    _write_atomically(target, arrays, manifest, report, opts.overwrite)
+    _write_atomically(target, arrays, manifest, report, overwrite)
     c = manifest["counts"]
+    for split in SPLITS:
+        if not c[split]:
+            print(f"warning: the {split} split is empty (0 of {len(clouds)} shapes): " + (
+                "nothing can be validated or scored on it; use --split-fractions with a positive share for it"
+                if split != "train" else "nothing can be trained on it"), file=log)
     print(f"prepared {category} ({synset or release['collection']}) in {target}: train {c['train']}, val {c['val']}, test {c['test']} "
           f"({split_source} split), {opts.num_points} points per cloud, normalization {opts.normalization}; "
           f"{c['skipped']} of {c['found']} source shapes skipped" + (f" (listed in {target / 'skipped.txt'})"

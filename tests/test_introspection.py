@@ -135,9 +135,11 @@ def test_stored_configs_without_the_new_fields_keep_their_meaning(airplanes_256,
     Trainer.new_run(tiny_config(airplanes_256, tmp_path, "old", epochs=1)).fit()
     ckpt = tmp_path / "old" / "checkpoints" / "last.pt"
     state = load_checkpoint(ckpt)
+    written = json.loads((tmp_path / "old" / "config.json").read_text())
     for section, key in (("loss", "scale_points"), ("loss", "frame_diagonal"), ("model", "encoder_order")):
-        del state["config"][section][key]
+        del state["config"][section][key], written[section][key]  # a run saved before the fields existed
     save_checkpoint(state, ckpt)
+    (tmp_path / "old" / "config.json").write_text(json.dumps(written))
     upgraded, notes = upgrade_stored_config(state["config"], where="x")
     assert upgraded["loss"]["scale_points"] == 256 and upgraded["model"]["encoder_order"] == "bn-relu"
     assert upgraded["loss"]["frame_diagonal"] == 1.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zlib
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 
 from pointcloud_sivae.data.categories import dataset_category
+from pointcloud_sivae.utils.arrays import ArrayFileError, cloud_array, load_arrays
 
 PREP_HINT = (
     "prepare it with: python -m shapenet_prep --format shapenetpart "
@@ -20,6 +22,10 @@ PREP_HINT = (
 
 class MissingDataError(FileNotFoundError):
     """The prepared dataset is not there; the message says how to prepare it."""
+
+
+class PreparedDataError(ValueError):
+    """The prepared data is damaged or inconsistent; the message names the file and how to prepare it again."""
 
 
 @dataclass
@@ -42,6 +48,20 @@ class PreparedSplit:
     scale: torch.Tensor
     manifest: dict
     subset: dict | None = None
+    path: Path | None = None
+
+    def nonempty(self) -> "PreparedSplit":
+        """This split, when it holds shapes.
+
+        Raises:
+            ValueError: it holds none (names the split and where the counts are).
+        """
+        if not self.ids:
+            split = self.path.stem if self.path else "requested"
+            raise ValueError(f"the {split} split of {self.path.parent if self.path else 'the data'} holds no shapes "
+                             f"(counts in its manifest.json); choose another --split, or prepare the data with a "
+                             f"positive --split-fractions share for {split}")
+        return self
 
 
 def shape_rng(seed: int, model_id: str) -> np.random.Generator:
@@ -123,18 +143,54 @@ def load_manifest(root: str | Path, category: str) -> dict:
     Raises:
         ValueError: unknown category (lists valid ones).
         MissingDataError: no prepared data there (says which command prepares it).
+        PreparedDataError: the manifest is not valid JSON, or lacks what a manifest holds.
     """
     path = category_dir(root, category) / "manifest.json"
     if not path.is_file():
         name = dataset_category(category)
         raise MissingDataError(f"no prepared data for {name!r}: {path} not found; "
                                + PREP_HINT.format(category=name, root=root))
-    return json.loads(path.read_text())
+    again = PREP_HINT.format(category=dataset_category(category), root=root) + " --overwrite"
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PreparedDataError(f"{path} is damaged: not valid JSON ({exc}); {again}") from None
+    missing = [k for k in MANIFEST_KEYS if not isinstance(manifest, dict) or k not in manifest]
+    if missing:
+        raise PreparedDataError(f"{path} is damaged: it lacks {', '.join(missing)}; {again}")
+    return manifest
+
+
+MANIFEST_KEYS = ("category", "num_points", "normalization", "splits")
+
+
+def file_record(path: Path) -> dict:
+    """What a prepared file's manifest entry records: its size and SHA-256, checked on every load."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def verify_file(path: Path, manifest: dict) -> str | None:
+    """Why ``path`` differs from what ``manifest["files"]`` recorded when it was prepared, or None
+    (also None for manifests written before the record existed)."""
+    want = manifest.get("files", {}).get(path.name)
+    if want is None:
+        return None
+    got = {"bytes": path.stat().st_size} if path.stat().st_size != want["bytes"] else file_record(path)
+    if got["bytes"] != want["bytes"]:
+        return f"{got['bytes']} bytes where {want['bytes']} were written"
+    if got["sha256"] != want["sha256"]:
+        return "its SHA-256 differs from the one recorded when it was prepared"
+    return None
 
 
 def load_split(root: str | Path, category: str, split: str, num_points: int | None = None,
                subset_seed: int = 0, asked_by: str | None = None) -> PreparedSplit:
-    """Load one split (``train``, ``val`` or ``test``) of a prepared category.
+    """Load one split (``train``, ``val`` or ``test``) of a prepared category, checked against its
+    manifest (size and SHA-256 of the file, ids, shapes, finite coordinates).
 
     Args:
         num_points: points per cloud wanted (a model's N); fewer than prepared gives every
@@ -145,24 +201,44 @@ def load_split(root: str | Path, category: str, split: str, num_points: int | No
     Raises:
         ValueError: unknown category or split name, or more points wanted than prepared.
         MissingDataError: the category or split file is missing.
+        PreparedDataError: the file or the manifest is damaged, or they disagree (names the file).
     """
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
     manifest = load_manifest(root, category)
     path = category_dir(root, category) / f"{split}.npz"
+    again = PREP_HINT.format(category=manifest["category"], root=root) + " --overwrite"
     if not path.is_file():
-        raise MissingDataError(f"{path} not found; the prepared data is incomplete, "
-                               + PREP_HINT.format(category=manifest["category"], root=root) + " --overwrite")
-    with np.load(path, allow_pickle=False) as z:
-        points = z["points"].astype(np.float32)
-        bad = ~np.isfinite(points).all(axis=(1, 2)) if points.ndim == 3 else np.ones(1, bool)
-        if bad.any():
-            ids = [str(i) for i in np.asarray(z["ids"])[bad][:5]] if points.ndim == 3 else []
-            raise ValueError(f"{path} holds {int(bad.sum())} cloud(s) with NaN or infinite coordinates "
-                             f"(e.g. {ids}); the prepared data is damaged: "
-                             + PREP_HINT.format(category=manifest["category"], root=root) + " --overwrite")
-        ids = [str(i) for i in z["ids"]]
-        shift, scale = z["shift"].astype(np.float32), z["scale"].astype(np.float32)
+        raise MissingDataError(f"{path} not found; the prepared data is incomplete, {again}")
+    damage = verify_file(path, manifest)
+    if damage:
+        raise PreparedDataError(f"{path} is damaged: {damage}; {again}")
+    try:
+        z = load_arrays(path, "prepared split")
+    except ArrayFileError as exc:
+        raise PreparedDataError(f"{exc}; the prepared data is damaged, {again}") from None
+    absent = [k for k in ("points", "ids", "shift", "scale") if not isinstance(z, dict) or k not in z]
+    if absent:
+        found = sorted(z) if isinstance(z, dict) else "one array"
+        raise PreparedDataError(f"{path} has no {', '.join(repr(k) for k in absent)} array (found {found}); {again}")
+    try:
+        points = cloud_array(z["points"], path, "points")
+    except ArrayFileError as exc:
+        raise PreparedDataError(f"{exc}; {again}") from None
+    if points.ndim != 3 or points.shape[2] != 3:
+        raise PreparedDataError(f"{path}: 'points' must be clouds of shape (M, N, 3), got {points.shape}; {again}")
+    ids = [str(i) for i in z["ids"]]
+    listed = manifest["splits"].get(split, [])
+    if len(ids) != len(points):
+        raise PreparedDataError(f"{path} holds {len(points)} clouds but {len(ids)} ids; {again}")
+    if ids != list(listed):
+        raise PreparedDataError(f"{path} holds {len(points)} clouds but manifest.json lists {len(listed)} {split} "
+                                f"ids{' (others)' if len(listed) == len(ids) else ''}; the two disagree: {again}")
+    bad = ~np.isfinite(points).all(axis=(1, 2))
+    if bad.any():
+        raise PreparedDataError(f"{path} holds {int(bad.sum())} cloud(s) with NaN or infinite coordinates "
+                                f"(e.g. {[i for i, b in zip(ids, bad) if b][:5]}); the prepared data is damaged: {again}")
+    shift, scale = z["shift"].astype(np.float32), z["scale"].astype(np.float32)
     subset = None
     if num_points is not None and num_points != points.shape[1]:
         check_point_count(num_points, points.shape[1], f"{path.parent}", asked_by)
@@ -170,7 +246,7 @@ def load_split(root: str | Path, category: str, split: str, num_points: int | No
     pts = torch.from_numpy(points)
     return PreparedSplit(points=fixed_subsets(pts, ids, num_points, subset_seed) if subset else pts, ids=ids,
                          shift=torch.from_numpy(shift), scale=torch.from_numpy(scale), manifest=manifest,
-                         subset=subset)
+                         subset=subset, path=path)
 
 
 def check_point_count(wanted: int, prepared: int, where: str, asked_by: str | None = None) -> None:

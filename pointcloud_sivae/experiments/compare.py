@@ -17,6 +17,7 @@ seeds, training time, and the best method per metric with its margin.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -28,8 +29,9 @@ from pointcloud_sivae.inference import Inference
 from pointcloud_sivae.likelihood import fit_obs_std, score_clouds
 from pointcloud_sivae.metrics.evaluator import DISPLAY, GenerationEvaluator, reconstruction_metrics, summarize
 from pointcloud_sivae.metrics.protocols import apply_protocol
+from pointcloud_sivae.training.checkpoint import load_checkpoint, resumed_config
 from pointcloud_sivae.training.config import FLAG_SECTION, METHODS, config_for_data, resolve_config
-from pointcloud_sivae.utils.runtime import provenance, write_json
+from pointcloud_sivae.utils.runtime import die_with_parent, provenance, write_json
 
 # metric -> (direction, display scale, unit). direction: "min", "max", or "half" (closest to 50 %).
 COLUMNS = {
@@ -84,14 +86,14 @@ def train_one(args, method: str, seed: int) -> tuple[Path, float]:
     run_dir = Path(cfg.train.out_dir) / cfg.train.run_name
     last = run_dir / "checkpoints" / "last.pt"
     if last.exists():
-        trainer = Trainer.resume(run_dir, {"epochs": args.epochs, "device": args.device})
-        saved = trainer.cfg.to_dict()
-        wanted = config_for_data(cfg, trainer.manifest["num_points"], trainer.cfg.loss.frame_diagonal).to_dict()
-        if any(saved[k] != wanted[k] for k in ("model", "loss")) or saved["optim"] != wanted["optim"]:
+        state = load_checkpoint(last)
+        saved = resumed_config(state["config"], {"epochs": args.epochs}, where=str(last)).to_dict()
+        wanted = config_for_data(cfg, state["manifest"]["num_points"], saved["loss"]["frame_diagonal"]).to_dict()
+        if any(saved[k] != wanted[k] for k in ("model", "loss", "optim")):
             raise ValueError(f"{run_dir} holds a run with another config; choose another --out or remove it")
-        if trainer.epoch < args.epochs:
-            print(f"[compare] resuming {run_dir} at epoch {trainer.epoch}", file=sys.stderr)
-            trainer.fit()
+        if state["epoch"] < args.epochs:
+            print(f"[compare] resuming {run_dir} at epoch {state['epoch']}", file=sys.stderr)
+            Trainer.resume(run_dir, {"epochs": args.epochs, "device": args.device}).fit()
         else:
             print(f"[compare] reusing finished run {run_dir}", file=sys.stderr)
     else:
@@ -101,11 +103,13 @@ def train_one(args, method: str, seed: int) -> tuple[Path, float]:
     return run_dir, float(sum(r["epoch_time_s"] for r in records))
 
 
-def _one_thread() -> None:
+def _one_thread(parent: int) -> None:
     """Worker initialiser: one torch and one numba thread, so J workers share J cores without
-    oversubscription (numba's parallel Chamfer kernel spins a thread per core otherwise)."""
+    oversubscription (numba's parallel Chamfer kernel spins a thread per core otherwise); the
+    worker ends with its parent, even a killed one."""
     import numba
 
+    die_with_parent(parent)
     torch.set_num_threads(1)
     numba.set_num_threads(1)
 
@@ -128,7 +132,8 @@ def train_all(jobs: list[tuple], n_jobs: int = 1) -> dict[tuple, tuple[str, floa
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("spawn"), initializer=_one_thread) as pool:
+    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("spawn"), initializer=_one_thread,
+                             initargs=(os.getpid(),)) as pool:
         futures = {(id(a), m, s): pool.submit(_train_job, a, m, s) for a, m, s in jobs}
         for key, fut in futures.items():
             out[key] = fut.result()

@@ -37,6 +37,7 @@ from pointcloud_sivae.experiments.compare import (
     train_all,
 )
 from pointcloud_sivae.metrics.evaluator import summarize
+from pointcloud_sivae.training.config import FLAG_SECTION
 from pointcloud_sivae.utils.runtime import provenance, write_json
 
 
@@ -96,6 +97,12 @@ def _cell_args(args, cell: dict[str, str]):
 def run_sweep(args) -> dict:
     t0 = time.perf_counter()
     cells = (parse_grid(args.grid) if args.grid or not args.cell else []) + parse_cells(args.cell)
+    for flag, items in (("--grid", args.grid), ("--cell", args.cell)):
+        for item in items:
+            for key in (parse_grid([item])[0] if flag == "--grid" else parse_cells([item])[0]):
+                if key not in FLAG_SECTION:
+                    raise ValueError(f"{flag} {item}: {key} is not a training config field; valid keys: "
+                                     f"{', '.join(sorted(FLAG_SECTION))}")
     if args.jobs < 1:
         raise ValueError(f"--jobs must be positive, got {args.jobs}")
     jobs = [(cell, method, seed) for cell in cells for method in args.methods for seed in args.seeds]

@@ -8,6 +8,7 @@ config and the data manifest, so a model can be rebuilt from the file alone.
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -87,15 +88,24 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     path = resolve_checkpoint_path(path)
     if path.stat().st_size == 0:
         raise CheckpointError(f"cannot read checkpoint {path}: the file is empty (0 bytes)")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":  # torch.save writes a zip archive
+        raise CheckpointError(f"cannot read checkpoint {path}: not a PyTorch checkpoint file (it starts with "
+                              f"{magic!r}, not a zip archive's header)")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - re-raised in one line of our own, the file named
         text = str(exc)
-        if "weights_only" in text or "Unsupported global" in text or "pickle" in text.lower():
+        if "weights_only" in text or "Unsupported global" in text:
             raise CheckpointError(
                 f"cannot read checkpoint {path}: it holds Python objects other than tensors and plain values, so "
                 "it is not a pointcloud-sivae checkpoint and is not loaded (code inside such a file could run)",
                 detail=text) from None
+        if "zip archive" in text or "central directory" in text or "miniz" in text or "EOF" in text:
+            raise CheckpointError(f"cannot read checkpoint {path}: the file is truncated or damaged (its zip "
+                                  "archive cannot be read); use another checkpoint of the run (best.pt) or train "
+                                  "again", detail=text) from None
         first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
         raise CheckpointError(f"cannot read checkpoint {path}: {type(exc).__name__}: {first}", detail=text) from None
     missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]
@@ -157,3 +167,33 @@ def resumed_config(stored: dict, overrides: dict[str, object], *, where: str) ->
         raise CheckpointError(f"incompatible with the checkpoint's config: {', '.join(conflicts)}. A resumed run keeps "
                               f"its config (only {sorted(RESUMABLE_OVERRIDES)} may change); start a new run instead")
     return cfg
+
+
+def config_changes(before: dict, after: dict) -> dict[str, list]:
+    """``{"section.key": [before, after]}`` for every field two config dicts disagree on."""
+    return {f"{section}.{key}": [before[section].get(key), value]
+            for section in after for key, value in after[section].items()
+            if before.get(section, {}).get(key) != value}
+
+
+def check_run_config(run_dir: Path, stored: dict, where: str) -> None:
+    """The run folder's ``config.json`` (what the run was) must agree with the checkpoint it resumes,
+    except in the fields a resume may change.
+
+    Raises:
+        CheckpointError: naming the fields that differ, and both values.
+    """
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        return
+    try:
+        written, _ = upgrade_stored_config(json.loads(path.read_text()), where=str(path))
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
+        raise CheckpointError(f"{path} is damaged ({exc}); restore it, or resume a copy of {where} in a new "
+                              "folder") from None
+    stored = json.loads(json.dumps(stored))  # as JSON holds it: tuples are lists
+    differ = {k: v for k, v in config_changes(written, stored).items() if k.split(".")[1] not in RESUMABLE_OVERRIDES}
+    if differ:
+        shown = ", ".join(f"{k} = {a!r} in config.json but {b!r} in the checkpoint" for k, (a, b) in differ.items())
+        raise CheckpointError(f"{path} and {where} disagree ({shown}): the folder does not hold one run; restore "
+                              "config.json, or resume a copy of the checkpoint in a new folder")

@@ -28,15 +28,26 @@ from pointcloud_sivae.ops.chamfer import CHOICES as CHAMFER_CHOICES
 # ----- config fields: declared once with their help, choices and range -----
 
 def option(default, help: str, *, choices: tuple | None = None, min: float | None = None,
-           max: float | None = None):
-    """A dataclass field with ``help`` (one line, with units), optional ``choices`` and an
-    inclusive range ``[min, max]`` (for a tuple field, each element's range)."""
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "min": min, "max": max})
+           max: float | None = None, open_min: bool = False, open_max: bool = False, increasing: bool = False):
+    """A dataclass field with ``help`` (one line, with units), optional ``choices`` and a range
+    from ``min`` to ``max``, inclusive unless ``open_min``/``open_max`` (for a tuple field, each
+    element's range; ``increasing``: the elements strictly increase)."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "min": min, "max": max,
+                                                        "open_min": open_min, "open_max": open_max,
+                                                        "increasing": increasing})
+
+
+def range_text(meta) -> str:
+    """The allowed range of a field, as ``--help`` and errors state it (``""`` when unbounded)."""
+    lo, hi = meta.get("min"), meta.get("max")
+    low = None if lo is None else f"{'>' if meta.get('open_min') else '>='} {lo:g}"
+    high = None if hi is None else f"{'<' if meta.get('open_max') else '<='} {hi:g}"
+    return " and ".join(x for x in (low, high) if x)
 
 
 def check_value(f: dataclasses.Field, value, *, name: str, where: str) -> None:
     """Raise ``ValueError`` naming ``where`` and ``name`` when ``value`` is outside the field's
-    choices or range; the message says what is allowed."""
+    choices or range (NaN and infinity are outside every range); the message says what is allowed."""
     meta = f.metadata
     choices, lo, hi = meta.get("choices"), meta.get("min"), meta.get("max")
     if choices is not None and value not in choices:
@@ -45,9 +56,14 @@ def check_value(f: dataclasses.Field, value, *, name: str, where: str) -> None:
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             continue
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
-            rng = (f">= {lo:g}" if hi is None else f"<= {hi:g}" if lo is None else f"in [{lo:g}, {hi:g}]")
+        below = lo is not None and (v <= lo if meta.get("open_min") else v < lo)
+        above = hi is not None and (v >= hi if meta.get("open_max") else v > hi)
+        if below or above or v != v or v in (float("inf"), float("-inf")):
+            rng, finite = range_text(meta), v == v and v not in (float("inf"), float("-inf"))
+            rng = rng if finite else (f"{rng} and finite" if rng else "finite")
             raise ValueError(f"{where}: {name} = {value!r} is out of range; it must be {rng} ({meta['help']})")
+    if meta.get("increasing") and any(b <= a for a, b in zip(values, values[1:])):
+        raise ValueError(f"{where}: {name} = {value!r}; the values must strictly increase ({meta['help']})")
 
 
 METHODS = ("soft-intro", "vae", "intro")
@@ -102,12 +118,13 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    lr_e: float = option(5e-4, "encoder Adam learning rate", min=0)
-    lr_d: float = option(5e-4, "decoder Adam learning rate", min=0)
-    beta1: float = option(0.9, "Adam beta1", min=0, max=1)
-    beta2: float = option(0.999, "Adam beta2", min=0, max=1)
-    milestones: tuple[int, ...] = option((350, 450, 550), "MultiStepLR milestones, epochs (comma-separated)", min=1)
-    lr_gamma: float = option(0.5, "MultiStepLR factor at each milestone", min=0)
+    lr_e: float = option(5e-4, "encoder Adam learning rate", min=0, open_min=True)
+    lr_d: float = option(5e-4, "decoder Adam learning rate", min=0, open_min=True)
+    beta1: float = option(0.9, "Adam beta1", min=0, max=1, open_max=True)
+    beta2: float = option(0.999, "Adam beta2", min=0, max=1, open_max=True)
+    milestones: tuple[int, ...] = option((350, 450, 550), "MultiStepLR milestones, epochs (comma-separated, "
+                                         "increasing)", min=1, increasing=True)
+    lr_gamma: float = option(0.5, "MultiStepLR factor at each milestone", min=0, open_min=True)
     batch_size: int = option(32, "shapes per (global) batch (BatchNorm needs 2; a last batch of 1 is dropped)", min=2)
     epochs: int = option(2000, "total epochs (a resumed run continues to this number)", min=1)
     warmup_epochs: int = option(0, "first epochs trained as a plain VAE (exactly this many)", min=0)
@@ -312,9 +329,8 @@ def load_config_file(path: str | Path) -> dict:
 def flag_help(f: dataclasses.Field, default) -> str:
     """One line of ``--help`` for a config field: its description, range and default."""
     meta = f.metadata
-    lo, hi = meta.get("min"), meta.get("max")
-    rng = "" if lo is None and hi is None else (
-        f"; >= {lo:g}" if hi is None else f"; in [{lo:g}, {hi:g}]" if lo is not None else f"; <= {hi:g}")
+    rng = range_text(meta)
+    rng = f"; {rng}" if rng else ""
     shown = ",".join(map(str, default)) if isinstance(default, tuple) else str(default).lower() if isinstance(
         default, bool) else repr(default) if isinstance(default, str) else default
     return f"{meta['help']}{rng} (default: {shown})"

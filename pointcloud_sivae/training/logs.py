@@ -13,12 +13,35 @@ class NullWriter:
 
 def make_writer(log_dir, enabled: bool = True, purge_step: int | None = None):
     """A ``torch.utils.tensorboard.SummaryWriter`` on ``log_dir`` (events after
-    ``purge_step`` are dropped, for a resumed run), or a :class:`NullWriter`."""
+    ``purge_step`` are dropped, for a resumed run), or a :class:`NullWriter`.
+
+    A file-system error of the writer's background thread (a full disk) is not printed there
+    with a traceback: the writer raises it in the training thread at its next call, where the
+    trainer reports it in one line (:func:`quiet_writer_threads`)."""
     if not enabled:
         return NullWriter()
     from torch.utils.tensorboard import SummaryWriter
 
+    quiet_writer_threads()
     return SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
+
+
+def quiet_writer_threads() -> None:
+    """Install (once) a ``threading.excepthook`` that keeps the OSError of a TensorBoard writer thread
+    quiet; every other thread exception goes to the hook that was there before."""
+    import threading
+
+    if getattr(threading.excepthook, "quiets_writer_threads", False):
+        return
+    previous = threading.excepthook
+
+    def hook(args) -> None:
+        if isinstance(args.exc_value, OSError) and type(args.thread).__name__ == "_AsyncWriterThread":
+            return  # re-raised by the writer in the training thread, reported there
+        previous(args)
+
+    hook.quiets_writer_threads = True
+    threading.excepthook = hook
 
 
 def log_step(writer, step: int, terms: dict[str, float], opt_e, opt_d, seconds: float, shapes: int) -> None:

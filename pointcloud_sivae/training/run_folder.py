@@ -88,11 +88,13 @@ class RunFolder:
             print(f"removed {len(removed)} temporary file(s) left by an interrupted checkpoint write in "
                   f"{self.checkpoints}", file=sys.stderr)
 
-    def start_session(self, config: dict, manifest: dict, session: dict) -> None:
-        """Write ``config.json`` and ``manifest.json``, and add ``session`` (with its provenance)
-        to ``run_info.json``."""
+    def write_run_files(self, config: dict, manifest: dict) -> None:
+        """Write what the run is: ``config.json`` and ``manifest.json`` (once, when it starts)."""
         (self.path / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         (self.path / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+    def add_session(self, session: dict) -> None:
+        """Add ``session`` (with its provenance) to ``run_info.json``."""
         info_path = self.path / "run_info.json"
         info = json.loads(info_path.read_text()) if info_path.exists() else {"sessions": []}
         origin = provenance()  # the fields every result file carries; a session says "started"

@@ -22,8 +22,8 @@ from pointcloud_sivae.data.normalization import EvaluationFrame
 from pointcloud_sivae.data.prepared import fixed_subsets, load_split, mean_diagonal, random_subsets
 from pointcloud_sivae.models.vae import SoftIntroVAE
 from pointcloud_sivae.ops.chamfer import Chamfer, resolve_backend
-from pointcloud_sivae.training.checkpoint import (CheckpointError, load_checkpoint, resolve_checkpoint_path,
-                                                  resumed_config, run_dir_of)
+from pointcloud_sivae.training.checkpoint import (CheckpointError, check_run_config, config_changes, load_checkpoint,
+                                                  resolve_checkpoint_path, resumed_config, run_dir_of)
 from pointcloud_sivae.training.config import RunConfig, build_objectives, config_for_data, data_fingerprint, points_used
 from pointcloud_sivae.training.distributed import (DistContext, reduce_weighted, share_cores, shard_rows,
                                                    synchronise_batchnorm)
@@ -102,24 +102,42 @@ class Trainer:
 
         Raises:
             CheckpointError: missing/unreadable checkpoint, a flag that conflicts with the saved
-                config, or prepared data that changed since the checkpoint.
+                config, a ``config.json`` that disagrees with the checkpoint, nothing left to train,
+                or prepared data that changed since the checkpoint.
         """
         ckpt_path = resolve_checkpoint_path(path)
         state = load_checkpoint(ckpt_path)
         cfg = resumed_config(state["config"], overrides or {}, where=str(ckpt_path))
+        check_run_config(run_dir_of(ckpt_path), cfg.to_dict(), str(ckpt_path))
+        if int(state["epoch"]) >= cfg.optim.epochs:
+            raise CheckpointError(f"{run_dir_of(ckpt_path)} has trained {state['epoch']} epoch(s); --epochs "
+                                  f"{cfg.optim.epochs} leaves nothing to train: give --epochs above {state['epoch']} "
+                                  "to continue it")
         trainer = cls(cfg, run_dir_of(ckpt_path), state=state, dist_ctx=dist_ctx)
-        trainer._start_session(resumed_from=str(ckpt_path))
+        changed = config_changes(resumed_config(state["config"], {}, where=str(ckpt_path)).to_dict(),
+                                 trainer.cfg.to_dict())
+        trainer._start_session(resumed_from=str(ckpt_path), changed=changed)
         return trainer
 
-    def _start_session(self, resumed_from: str | None) -> None:
+    def _start_session(self, resumed_from: str | None, changed: dict | None = None) -> None:
+        """Check the folder and add this session to ``run_info.json``; a new run writes ``config.json``
+        and ``manifest.json``, a resumed one never rewrites what the run was (its changed options are
+        the session's ``changed``)."""
         if not self.dist.is_main:
             return
         self.folder.check(int(1.1 * 3 * sum(p.numel() * p.element_size() for p in self.model.parameters())))
-        self.folder.start_session(self.cfg.to_dict(), self.manifest, {
+        if resumed_from is None:
+            self.folder.write_run_files(self.cfg.to_dict(), self.manifest)
+        self.folder.add_session({
             "device": str(self.device), "chamfer_backend": self.chamfer.name,
             "validation_chamfer_backend": self.matrix_backend, "processes": self.dist.world_size,
             "points": points_used(self.cfg, self.manifest["num_points"]), "resumed_from": resumed_from,
-            "start_epoch": self.epoch})
+            "start_epoch": self.epoch, "changed": changed or {},
+            "validation": "every {} epochs".format(self.cfg.train.val_every) if len(self.val_points) else
+                          "none: the val split is empty"})
+        if not len(self.val_points):
+            print(f"warning: the val split of {self.cfg.data.data_root}/{self.cfg.data.category} is empty: nothing is "
+                  "validated, no best.pt is kept and the health diagnostics of validation are missing", file=sys.stderr)
         self.folder.keep_metrics_until(self.epoch)  # epochs after the checkpoint are trained again
 
     def _load_state(self, state: dict) -> None:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pointcloud_sivae.utils.arrays import ArrayFileError, check_clouds, load_arrays
+
 
 def write_ply(path: str | Path, points: np.ndarray) -> None:
     """Write one (N, 3) cloud as a binary little-endian PLY with float32 x, y, z.
@@ -29,24 +31,27 @@ def read_points(path: str | Path) -> np.ndarray:
         (N, 3) float32 array.
 
     Raises:
-        ValueError: missing or unreadable file, unsupported extension, or not (N, 3).
+        ValueError: missing or unreadable file, unsupported extension, not (N, 3), or a NaN or
+            infinite coordinate (the first one named).
     """
     import trimesh
 
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"point-cloud file {path} not found")
-    try:
-        if path.suffix == ".ply":
-            pts = np.asarray(trimesh.load(str(path), process=False).vertices)
-        elif path.suffix == ".npy":
-            pts = np.load(path, allow_pickle=False)
-        elif path.suffix in (".xyz", ".txt"):
-            pts = np.loadtxt(path, ndmin=2)[:, :3]
-        else:
-            raise ValueError(f"{path}: expected .ply, .npy, .xyz or .txt")
-    except (OSError, ValueError, AttributeError, IndexError) as exc:
-        raise ValueError(f"cannot read a point cloud from {path}: {exc}") from None
-    if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) == 0:
-        raise ValueError(f"{path}: expected an (N, 3) point cloud, got shape {pts.shape}")
-    return pts.astype(np.float32)
+    if path.suffix == ".npy":
+        pts = load_arrays(path, ".npy file")
+    elif path.suffix in (".ply", ".xyz", ".txt"):
+        try:
+            if path.suffix == ".ply":
+                pts = np.asarray(trimesh.load(str(path), process=False).vertices)
+            else:
+                pts = np.loadtxt(path, ndmin=2)
+                if pts.shape[1] not in (3, 6, 7):  # x y z, with normals, with a label
+                    raise ValueError(f"{pts.shape[1]} columns per line; expected x y z (and optional normals)")
+                pts = pts[:, :3]
+        except Exception as exc:  # noqa: BLE001 - trimesh and numpy raise many kinds; one line, the file named
+            raise ArrayFileError(path, f"cannot read a point cloud ({type(exc).__name__}: {exc})") from None
+    else:
+        raise ArrayFileError(path, "expected a .ply, .npy, .xyz or .txt file")
+    return check_clouds(pts, path, one=True)

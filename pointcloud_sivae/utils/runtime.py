@@ -91,3 +91,29 @@ def write_json(result: dict, out: str | Path, announce: bool = True) -> None:
     atomic_write(out, lambda f: f.write(text))
     if announce:
         print(f"wrote {out}", file=sys.stderr)
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this (worker) process end when process ``parent`` ends, even when ``parent`` is killed
+    with SIGKILL and cannot clean up: on Linux the kernel sends SIGTERM on the parent's death
+    (``prctl(PR_SET_PDEATHSIG)``); everywhere, a daemon thread checks the parent every half
+    second. Pass it as a process pool's ``initializer`` with ``initargs=(os.getpid(),)``."""
+    import signal
+    import threading
+    import time
+
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the watcher below does it
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    if os.getppid() != parent:  # the parent died before the kernel was told
+        os._exit(1)
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
