@@ -16,6 +16,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pointcloud_sivae.cli import bounded_int  # noqa: E402
 from pointcloud_sivae.inference import Inference  # noqa: E402
 from pointcloud_sivae.utils.render import render_grid, save_png  # noqa: E402
 
@@ -26,8 +27,8 @@ def main(argv=None) -> int:
                    help="row title and run folder (or .pt), repeatable")
     p.add_argument("--out", type=Path, required=True, help="PNG to write")
     p.add_argument("--split", default="test", choices=("train", "val", "test"), help="split of the real row")
-    p.add_argument("--num", type=int, default=8, help="clouds per row (default: 8)")
-    p.add_argument("--seed", type=int, default=0, help="prior-sample seed (default: 0)")
+    p.add_argument("--num", type=bounded_int(1), default=8, help="clouds per row, >= 1 (default: 8)")
+    p.add_argument("--seed", type=bounded_int(0), default=0, help="prior-sample seed, >= 0 (default: 0)")
     args = p.parse_args(argv)
     rows, titles = [], []
     for item in args.run:
