@@ -9,12 +9,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 SHAPENET_DATA=${SHAPENET_DATA:-../shared/data}
 PRESET=${PRESET:-mn40-256}
-for arg in "$@"; do  # a --preset among the extra arguments decides the point count too
-    if [ "${prev:-}" = "--preset" ]; then PRESET=$arg; fi
-    prev=$arg
-done
-POINTS=256
-if [ "$PRESET" = "official" ] || [ "${PRESET%-2048}" != "$PRESET" ]; then POINTS=2048; fi
+# One dense copy serves every preset: the models train on a fresh random subset of their
+# --num-points per cloud per step and validate on a fixed one (PointFlow's convention).
+POINTS=2048
 DATA=data/mn40_$POINTS
 PY=.venv/bin/python
 START=$(date +%s)

@@ -3,6 +3,7 @@ diagnostics and warnings, the sweep command and the presets."""
 
 import json
 import math
+import shlex
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from pointcloud_sivae.sweep import main as sweep_main
 from pointcloud_sivae.ops.chamfer import chamfer_distance
 from pointcloud_sivae.training.checkpoint import load_checkpoint, save_checkpoint
 from pointcloud_sivae.training.config import RunConfig, list_presets, resolve_config, upgrade_stored_config
-from pointcloud_sivae.metrics.generation import nearest_other, set_diversity
+from pointcloud_sivae.metrics.generation import nearest_other, point_spacing, set_diversity
 from pointcloud_sivae.training.health import HealthMonitor, active_units, beta_neg_for, equilibrium_kl
 from pointcloud_sivae.objectives import equilibrium_exponent, gaussian_kl, objective_scales, soft_intro_encoder_loss
 from pointcloud_sivae.models.pointnet import PointNetEncoder
@@ -224,6 +225,19 @@ def test_equilibrium_exponent_and_the_kl_it_implies():
         equilibrium_exponent(0, 1)
 
 
+def test_point_spacing_by_hand():
+    # a regular grid has one spacing (cv 0) at any position and scale; clumps raise the cv
+    g = np.stack(np.meshgrid(np.arange(4.0), np.arange(4.0), [0.0]), -1).reshape(-1, 3)  # 16 points, step 1
+    r = point_spacing(np.stack([g, 7 * g + 3]))
+    assert r["spacing"] == pytest.approx(0.5 / np.linalg.norm([1.5, 1.5]))  # radius 0.5 after centring
+    assert r["spacing_cv"] == pytest.approx(0.0, abs=1e-9)
+    clumped = g.copy()
+    clumped[1] = clumped[0] + [0.01, 0, 0]
+    assert point_spacing(clumped[None])["spacing_cv"] > 0.2
+    with pytest.raises(ValueError, match=r"\(M, N >= 2, 3\)"):
+        point_spacing(g[None, :1])
+
+
 def test_active_units_diversity_and_nearest_other_by_hand():
     mu = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.02, -1.0], [0.0, 0.04, 0.0]])  # variances 0, 4e-4, 1
     assert active_units(mu, prior_std=0.2) == {"active_units": 1, "active_units_abs": 1}
@@ -241,7 +255,8 @@ def test_trainer_logs_diagnostics_and_warns_once(airplanes_256, tmp_path, capsys
     records = [json.loads(ln) for ln in (tmp_path / "sat" / "metrics.jsonl").read_text().splitlines()]
     for r in records:
         for k in ("exponent_rec_mean", "exponent_rec_min", "exponent_fake_mean", "exponent_fake_min", "kl_gap",
-                  "val_sample_diversity_cd", "val_data_diversity_cd", "val_nn_other_cd", "active_units"):
+                  "val_sample_diversity_cd", "val_data_diversity_cd", "val_nn_other_cd", "active_units",
+                  "val_sample_spacing", "val_sample_spacing_cv", "val_data_spacing", "val_data_spacing_cv"):
             assert np.isfinite(r[k]), k
         assert r["exponent_fake_min"] <= r["exponent_fake_mean"] and r["exponent_fake_min"] > 15
         assert 0 <= r["active_units"] <= 16
@@ -296,7 +311,10 @@ def test_sweep_scores_every_cell_on_val_and_reuses_runs(airplanes_256, tmp_path,
         assert s["mean"] == pytest.approx(np.mean([x["1-NNA-CD"] for x in runs]))
         assert s["std"] == pytest.approx(np.std([x["1-NNA-CD"] for x in runs]))
     assert r["selection"]["cell"] in r["cells"] and "--split" not in r["test_command"]
-    assert "python -m eval compare" in r["test_command"] and "--set beta_neg=" in r["test_command"]
+    assert r["test_command"].startswith("python -m pointcloud_sivae.compare ") and "--set beta_neg=" in r["test_command"]
+    from pointcloud_sivae.compare import build_parser  # the printed command is one the user can paste
+    pasted = build_parser().parse_args(shlex.split(r["test_command"])[3:])
+    assert pasted.split == "test" and pasted.epochs == r["epochs"]
     md = (out / "sweep.md").read_text()
     assert "| `beta_neg=64` | soft-intro |" in md and "Chosen on val by score" in md
     if r["selection"]["cell"] == both:

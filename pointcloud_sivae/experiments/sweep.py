@@ -161,7 +161,7 @@ def run_sweep(args) -> dict:
 def final_test_command(args, chosen: dict, cell: dict[str, str]) -> str:
     """The ``python -m pointcloud_sivae.compare`` call that scores the chosen cell on the test split once."""
     sets = list(args.overrides) + [f"{k}={v}" for k, v in cell.items()]
-    return (f"python -m eval compare --data-root {args.data_root} --category {args.category} --epochs {args.epochs} "
+    return (f"python -m pointcloud_sivae.compare --data-root {args.data_root} --category {args.category} --epochs {args.epochs} "
             f"--seeds {' '.join(map(str, args.seeds))} --methods {chosen['method']} "
             + (f"--preset {args.preset} " if args.preset else "") + (f"--config {args.config} " if args.config else "")
             + " ".join(f"--set {s}" for s in sets)

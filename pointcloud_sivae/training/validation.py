@@ -11,7 +11,7 @@ import torch
 
 from pointcloud_sivae.data.normalization import EvaluationFrame
 from pointcloud_sivae.metrics.distances import pairwise_chamfer
-from pointcloud_sivae.metrics.generation import generation_metrics, nearest_other, set_diversity
+from pointcloud_sivae.metrics.generation import generation_metrics, nearest_other, point_spacing, set_diversity
 from pointcloud_sivae.metrics.jsd import jsd_between_sets, outside_fraction
 from pointcloud_sivae.models.latent import interpolate
 from pointcloud_sivae.models.vae import SoftIntroVAE
@@ -40,6 +40,7 @@ class Validator:
         self.chamfer, self.matrix_backend = chamfer, matrix_backend
         self.jsd_factor, self.generation_metrics, self.num_vis = jsd_factor, generation_metrics, num_vis
         self._D_rr = None  # val-against-val Chamfer matrix, computed at the first validation
+        self._spacing_rr = None  # the val split's point spacing, likewise
 
     @torch.no_grad()
     def __call__(self, model: SoftIntroVAE) -> dict[str, float]:
@@ -69,7 +70,9 @@ class Validator:
     def set_metrics(self, sample: np.ndarray, reference: np.ndarray) -> dict[str, float]:
         """Diversity of the samples and of the val split (mean pairwise Chamfer distance; a ratio far
         below 1 is mode collapse, which MMD hides), the val split's mean distance to the nearest other
-        val shape (a ``val_chamfer`` no lower means the decoder ignores the latent) and, with
+        val shape (a ``val_chamfer`` no lower means the decoder ignores the latent), the point spacing
+        of samples and val clouds and its coefficient of variation (:func:`point_spacing`: the
+        texture 1-NNA sees) and, with
         ``generation_metrics``, MMD-CD, COV-CD and 1-NNA-CD of the samples against the val split."""
         device = self.val.device
         if self._D_rr is None:
@@ -77,6 +80,12 @@ class Validator:
         D_ss = pairwise_chamfer(sample, backend=self.matrix_backend, device=device)
         out = {"val_sample_diversity_cd": set_diversity(D_ss), "val_data_diversity_cd": set_diversity(self._D_rr),
                "val_nn_other_cd": nearest_other(self._D_rr)}
+        if self._spacing_rr is None:
+            self._spacing_rr = point_spacing(reference)
+        spacing_ss = point_spacing(sample)
+        out.update({"val_sample_spacing": spacing_ss["spacing"], "val_sample_spacing_cv": spacing_ss["spacing_cv"],
+                    "val_data_spacing": self._spacing_rr["spacing"],
+                    "val_data_spacing_cv": self._spacing_rr["spacing_cv"]})
         if self.generation_metrics:
             D_sr = pairwise_chamfer(sample, reference, backend=self.matrix_backend, device=device)
             table = generation_metrics(D_ss, D_sr, self._D_rr, "CD")  # val_mmd_cd, val_cov_cd, val_1nna_cd
