@@ -25,6 +25,7 @@ def main(data_root: str, out: str) -> None:
     # argmax between two near-equal points, in float64 it stays far below the test's tolerance
     torch.set_default_dtype(torch.float64)
     cfg = tiny_config(Path(data_root), Path(out).parent / f"runs{ctx.world_size}", "grads")
+    cfg.train.sync_batchnorm = True  # the global batch's statistics: the single-process update exactly
     steps = int(os.environ.get("DIST_TEST_STEPS", "1"))
     if steps == 1:
         cfg.optim.lr_e = cfg.optim.lr_d = 0.0  # the step leaves the weights as they are: only gradients differ

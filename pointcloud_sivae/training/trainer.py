@@ -59,7 +59,7 @@ class Trainer:
         self.val_points = val.points.to(self.device)  # the fixed subsets of M points
 
         self.model = SoftIntroVAE(**dataclasses.asdict(cfg.model)).to(self.device)
-        if self.dist.enabled:
+        if self.dist.enabled and cfg.train.sync_batchnorm:
             synchronise_batchnorm(self.model.encoder)  # BatchNorm statistics of the global batch
         if cfg.train.compile:  # in place: parameter names and checkpoints are unchanged
             self.model.encoder.compile()
