@@ -126,6 +126,32 @@ def _window(sorted_coord, centre, radius):  # pragma: no cover - compiled
     return _bisect(sorted_coord, centre - radius, False), _bisect(sorted_coord, centre + radius, True)
 
 
+@njit(fastmath=True, cache=True, inline="always")
+def _fill(arrays, value):  # pragma: no cover - compiled
+    """Every array of the tuple ``arrays`` set to ``value``."""
+    for x in arrays:
+        x[:] = value
+
+
+@njit(fastmath=True, cache=True, inline="always")
+def _sweep_level(levels, i):  # pragma: no cover - compiled
+    """Sweep ``i`` of ``len(levels) + 1``: whether it starts level ``i`` and finishes level
+    ``i - 1``, the level whose weights its rows compute, and that level's window radius."""
+    start = i < levels.shape[0]
+    finish = i > 0
+    level = levels[i] if start else levels[i - 1]
+    return start, finish, level, np.float32(np.sqrt(_CUTOFF / -level))
+
+
+@njit(fastmath=True, cache=True, inline="always")
+def _row_window(level, radius, x, y, z, bx, by, bz, d2, e):  # pragma: no cover - compiled
+    """The window ``[lo, hi)`` of b's points within ``radius`` of the row's point along the sort
+    axis, with their squared distances ``d2`` and weights ``e`` written to the front."""
+    lo, hi = _window(bx, x, radius)
+    _row_weights(level, x, y, z, bx[lo:hi], by[lo:hi], bz[lo:hi], d2, e)
+    return lo, hi
+
+
 @njit(fastmath=True, cache=True)
 def _finish_columns(sumr, remain_r, ratio_r):  # pragma: no cover - compiled
     """The kernel's second step: ratioR from the column demands, then remainR."""
@@ -157,22 +183,6 @@ def _finish_row(e, d2, rr):  # pragma: no cover - compiled
 
 
 @njit(fastmath=True, cache=True)
-def _finish_and_start_row(e, d2, rr, rem):  # pragma: no cover - compiled
-    """:func:`_finish_row` with the weights e^4 (the level 4x finer), and the row sum
-    ``sum_l e_l rem_l`` of the next level, in one loop."""
-    mass = _ZERO
-    moved = _ZERO
-    suml = _EPS
-    for l in range(rr.shape[0]):
-        g = e[l]
-        suml += g * rem[l]
-        f = _pow4(g) * rr[l]
-        mass += f
-        moved += f * np.sqrt(d2[l])
-    return mass, moved, suml
-
-
-@njit(fastmath=True, cache=True)
 def _start_row(e, rem):  # pragma: no cover - compiled
     """The row sum ``1e-9 + sum_l e_l rem_l`` of ratioL (the kernel's ``suml``)."""
     suml = _EPS
@@ -182,7 +192,7 @@ def _start_row(e, rem):  # pragma: no cover - compiled
 
 
 @njit(fastmath=True, cache=True)
-def _approxmatch_pair(a, b, levels, remain_l, remain_r, ratio_l, ratio_r, sumr, d2, e):  # pragma: no cover
+def _approxmatch_pair(a, b, levels, remain_l, remain_r, ratio_l, ratio_r, sumr, d2, e, dist):  # pragma: no cover
     """Transport cost (not divided by n) of PointFlow's approxmatch of a (3, n) onto b (3, m), n == m.
 
     Both clouds are sorted along their first coordinate row; ``levels`` decrease in
@@ -193,26 +203,19 @@ def _approxmatch_pair(a, b, levels, remain_l, remain_r, ratio_l, ratio_r, sumr, 
     block vectorisation.
     """
     n = a.shape[1]
-    m = b.shape[1]
     ax, ay, az = a[0], a[1], a[2]
     bx, by, bz = b[0], b[1], b[2]
-    for k in range(n):
-        remain_l[k] = _ONE
-    for l in range(m):
-        remain_r[l] = _ONE
-        sumr[l] = _ZERO
+    _fill((remain_l, remain_r), _ONE)
+    sumr[:] = _ZERO
     cost = 0.0
     for i in range(levels.shape[0] + 1):
-        start = i < levels.shape[0]  # this sweep starts level i
-        finish = i > 0  # and finishes level i - 1
-        level = levels[i] if start else levels[i - 1]
-        radius = np.float32(np.sqrt(_CUTOFF / -level))
+        start, finish, level, radius = _sweep_level(levels, i)
         for k in range(n):
-            x, y, z = ax[k], ay[k], az[k]
-            lo, hi = _window(bx, x, radius)
-            _row_weights(level, x, y, z, bx[lo:hi], by[lo:hi], bz[lo:hi], d2, e)
+            lo, hi = _row_window(level, radius, ax[k], ay[k], az[k], bx, by, bz, d2, e)
             if start and finish:
-                mass, moved, suml = _finish_and_start_row(e, d2, ratio_r[lo:hi], remain_r[lo:hi])
+                # _finish_row with the weights e^4 (the level 4x finer) and the next level's row sum
+                mass, moved, suml, _ = _both_reductions(e, d2, dist, ratio_r[lo:hi], remain_r[lo:hi], ratio_r[lo:hi],
+                                                        True)
             elif finish:  # the last sweep: level i - 1 = the last level, weights e itself
                 mass, moved = _finish_row(e, d2, ratio_r[lo:hi])
             else:
@@ -249,8 +252,9 @@ def approxmatch_rows(X1, X2, rows, cols, levels, out):  # pragma: no cover - com
         sumr = np.empty(m, np.float32)
         d2 = np.empty(m, np.float32)
         e = np.empty(m, np.float32)
+        dist = np.empty(m, np.float32)
         out[k] = _approxmatch_pair(X1[rows[k]], X2[cols[k]], levels, remain_l, remain_r, ratio_l, ratio_r, sumr,
-                                   d2, e) / n
+                                   d2, e, dist) / n
 
 
 @njit(fastmath=True, cache=True)
@@ -305,30 +309,15 @@ def _approxmatch_both(a, b, levels, rl_f, rml_f, rmr_f, rr_f, sumr_f, rl_g, rml_
     m = b.shape[1]
     ax, ay, az = a[0], a[1], a[2]
     bx, by, bz = b[0], b[1], b[2]
-    for k in range(n):
-        rml_f[k] = _ONE
-        rmr_g[k] = _ONE
-    for l in range(m):
-        rmr_f[l] = _ONE
-        sumr_f[l] = _ZERO
-        rml_g[l] = _ONE
-        rl_g[l] = _ZERO
-        mass_g[l] = _ZERO
-        moved_g[l] = _ZERO
-        suml_g[l] = _ZERO
+    _fill((rml_f, rmr_g, rmr_f, rml_g), _ONE)
+    _fill((sumr_f, rl_g, mass_g, moved_g, suml_g), _ZERO)
     cost_f = 0.0
     cost_g = 0.0
-    L = levels.shape[0]
-    for i in range(L + 1):
-        start = i < L
-        finish = i > 0
+    for i in range(levels.shape[0] + 1):
+        start, finish, level, radius = _sweep_level(levels, i)
         pow4 = start and finish
-        level = levels[i] if start else levels[i - 1]
-        radius = np.float32(np.sqrt(_CUTOFF / -level))
         for k in range(n):
-            x, y, z = ax[k], ay[k], az[k]
-            lo, hi = _window(bx, x, radius)
-            _row_weights(level, x, y, z, bx[lo:hi], by[lo:hi], bz[lo:hi], d2, e)
+            lo, hi = _row_window(level, radius, ax[k], ay[k], az[k], bx, by, bz, d2, e)
             mass, moved, suml, s_g = _both_reductions(e, d2, dist, rr_f[lo:hi], rmr_f[lo:hi], rl_g[lo:hi], pow4)
             rr_gk = _ZERO
             if finish:

@@ -23,6 +23,15 @@ numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]  # open3d sh
 _INF = np.float32(np.inf)
 
 
+@njit(fastmath=True, cache=True, inline="always")
+def _sq_dist(ax, ay, az, i, px, py, pz):  # pragma: no cover - compiled
+    """|a_i - p|^2 for a given as coordinate rows (inlined into the loops below)."""
+    dx = ax[i] - px
+    dy = ay[i] - py
+    dz = az[i] - pz
+    return dx * dx + dy * dy + dz * dz
+
+
 @njit(fastmath=True, cache=True)
 def _nearest(ax, ay, az, bx, by, bz, best, arg):  # pragma: no cover - compiled
     n = ax.shape[0]
@@ -30,14 +39,9 @@ def _nearest(ax, ay, az, bx, by, bz, best, arg):  # pragma: no cover - compiled
         best[i] = _INF
         arg[i] = 0
     for j in range(bx.shape[0]):
-        px = bx[j]
-        py = by[j]
-        pz = bz[j]
+        px, py, pz = bx[j], by[j], bz[j]
         for i in range(n):
-            dx = ax[i] - px
-            dy = ay[i] - py
-            dz = az[i] - pz
-            d = dx * dx + dy * dy + dz * dz
+            d = _sq_dist(ax, ay, az, i, px, py, pz)
             if d < best[i]:
                 best[i] = d
                 arg[i] = j
@@ -64,14 +68,9 @@ def _sum_nearest_sq(ax, ay, az, bx, by, bz, best):  # pragma: no cover - compile
     for i in range(n):
         best[i] = _INF
     for j in range(bx.shape[0]):
-        px = bx[j]
-        py = by[j]
-        pz = bz[j]
+        px, py, pz = bx[j], by[j], bz[j]
         for i in range(n):
-            dx = ax[i] - px
-            dy = ay[i] - py
-            dz = az[i] - pz
-            best[i] = min(best[i], dx * dx + dy * dy + dz * dz)
+            best[i] = min(best[i], _sq_dist(ax, ay, az, i, px, py, pz))
     total = 0.0
     for i in range(n):
         total += best[i]
