@@ -126,6 +126,14 @@ def pairwise_chamfer(A, B=None, *, backend: str = "auto", device="cpu", chunk_pa
     return _fill(values, rows, cols, len(A), None if B_ is None else len(B_))
 
 
+def compile_kernels(chamfer, matrix_backend: str, device="cpu") -> None:
+    """Run the training Chamfer op ``chamfer`` and the distance-matrix backend once on four-point
+    clouds, so that kernels compiled on first use (numba, KeOps) are compiled and cached now."""
+    x = torch.linspace(0.0, 1.0, 24, device=device).reshape(2, 4, 3)
+    chamfer(x, x.flip(1))
+    pairwise_chamfer(x.cpu().numpy(), backend=matrix_backend, device=device)
+
+
 def paired_chamfer(A, B, *, backend: str = "auto", device="cpu") -> np.ndarray:
     """Chamfer distance of each pair ``(A[i], B[i])``: (P,) float64, squared L2, mean over points.
 

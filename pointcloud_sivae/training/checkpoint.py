@@ -197,3 +197,23 @@ def check_run_config(run_dir: Path, stored: dict, where: str) -> None:
         shown = ", ".join(f"{k} = {a!r} in config.json but {b!r} in the checkpoint" for k, (a, b) in differ.items())
         raise CheckpointError(f"{path} and {where} disagree ({shown}): the folder does not hold one run; restore "
                               "config.json, or resume a copy of the checkpoint in a new folder")
+
+
+def resume_state(path: str | Path, overrides: dict[str, object]):
+    """What a resume starts from: ``(checkpoint path, checkpoint state, the run's config with
+    overrides)`` for a run folder or a ``.pt``.
+
+    Raises:
+        CheckpointError: missing/unreadable checkpoint, a flag that conflicts with the saved config
+            (only :data:`~pointcloud_sivae.training.config.RESUMABLE_OVERRIDES` may differ), a
+            ``config.json`` that disagrees with the checkpoint, or ``--epochs`` that leaves nothing to train.
+    """
+    ckpt_path = resolve_checkpoint_path(path)
+    state = load_checkpoint(ckpt_path)
+    cfg = resumed_config(state["config"], overrides, where=str(ckpt_path))
+    check_run_config(run_dir_of(ckpt_path), cfg.to_dict(), str(ckpt_path))
+    if int(state["epoch"]) >= cfg.optim.epochs:
+        raise CheckpointError(f"{run_dir_of(ckpt_path)} has trained {state['epoch']} epoch(s); --epochs "
+                              f"{cfg.optim.epochs} leaves nothing to train: give --epochs above {state['epoch']} "
+                              "to continue it")
+    return ckpt_path, state, cfg

@@ -103,6 +103,18 @@ def leave(finished: bool = True) -> None:
     dist.destroy_process_group()
 
 
+def first_rank_first(ctx: DistContext, fn) -> None:
+    """``fn()`` on rank 0, then on the other ranks together (in one process: ``fn()``). For work
+    that fills an on-disk cache, such as numba compiling its kernels on first use: one process
+    writes the cache and the others read it, instead of all compiling and writing at once."""
+    if ctx.rank == 0:
+        fn()
+    if ctx.enabled:
+        dist.barrier()
+        if ctx.rank != 0:
+            fn()
+
+
 def shard_rows(n: int, ctx: DistContext) -> slice:
     """The contiguous rows of a global batch of ``n`` that this process takes."""
     base, extra = divmod(n, ctx.world_size)
@@ -153,6 +165,22 @@ def reduce_weighted(values: torch.Tensor, weight: float, ctx: DistContext) -> to
         return values
     out = values * weight
     dist.all_reduce(out)
+    return out
+
+
+def reduce_terms(terms: dict[str, torch.Tensor], share: float, ctx: DistContext) -> dict[str, float]:
+    """A step's logged terms (scalar tensors of this process's shard) as floats of the global batch:
+    ``*_min`` terms the minimum over processes, every other term the mean weighted by each
+    process's ``share`` of the batch; one device sync."""
+    names = [k for k in terms if not k.endswith("_min")]
+    values = reduce_weighted(torch.stack([terms[k].detach().float() for k in names]), share, ctx)
+    out = dict(zip(names, values.tolist()))
+    mins = [k for k in terms if k.endswith("_min")]
+    if mins:  # minima of the global batch, not a weighted mean of the shards' minima
+        low = torch.stack([terms[k].detach().float() for k in mins])
+        if ctx.enabled:
+            dist.all_reduce(low, op=dist.ReduceOp.MIN)
+        out.update(zip(mins, low.tolist()))
     return out
 
 

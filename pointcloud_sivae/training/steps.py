@@ -55,6 +55,16 @@ class Learner:
     dist: DistContext
     where: Callable[[], tuple[str, str]]
 
+    @classmethod
+    def with_adam(cls, model: SoftIntroVAE, optim, dist: DistContext, where) -> "Learner":
+        """Adam for the encoder and for the decoder with ``optim``'s (an ``OptimConfig``) rates and
+        betas, each with its MultiStepLR schedule."""
+        o = optim
+        opt_e = torch.optim.Adam(model.encoder.parameters(), lr=o.lr_e, betas=(o.beta1, o.beta2))
+        opt_d = torch.optim.Adam(model.decoder.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2))
+        schedule = [torch.optim.lr_scheduler.MultiStepLR(opt, list(o.milestones), gamma=o.lr_gamma) for opt in (opt_e, opt_d)]
+        return cls(model, opt_e, opt_d, *schedule, dist, where)
+
     def check(self, which: str, loss: torch.Tensor, terms: dict) -> None:
         """Raise :class:`NonFiniteLossError`, in every process at once, when ``loss`` is not finite."""
         finite = torch.isfinite(loss.detach()).float()

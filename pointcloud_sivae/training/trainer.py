@@ -20,12 +20,12 @@ from tqdm import tqdm
 
 from pointcloud_sivae.data.normalization import EvaluationFrame
 from pointcloud_sivae.data.prepared import fixed_subsets, load_split, mean_diagonal, random_subsets
+from pointcloud_sivae.metrics.distances import compile_kernels
 from pointcloud_sivae.models.vae import SoftIntroVAE
 from pointcloud_sivae.ops.chamfer import Chamfer, resolve_backend
-from pointcloud_sivae.training.checkpoint import (CheckpointError, check_run_config, config_changes, load_checkpoint,
-                                                  resolve_checkpoint_path, resumed_config, run_dir_of)
+from pointcloud_sivae.training.checkpoint import CheckpointError, config_changes, resume_state, resumed_config, run_dir_of
 from pointcloud_sivae.training.config import RunConfig, build_objectives, config_for_data, data_fingerprint, points_used
-from pointcloud_sivae.training.distributed import (DistContext, reduce_weighted, share_cores, shard_rows,
+from pointcloud_sivae.training.distributed import (DistContext, first_rank_first, reduce_terms, share_cores, shard_rows,
                                                    synchronise_batchnorm)
 from pointcloud_sivae.training.health import HealthMonitor
 from pointcloud_sivae.training.logs import NullWriter, log_step, make_writer, summary_line
@@ -64,15 +64,11 @@ class Trainer:
         if cfg.train.compile:  # in place: parameter names and checkpoints are unchanged
             self.model.encoder.compile()
             self.model.decoder.compile()
-        o = cfg.optim
-        self.opt_e = torch.optim.Adam(self.model.encoder.parameters(), lr=o.lr_e, betas=(o.beta1, o.beta2))
-        self.opt_d = torch.optim.Adam(self.model.decoder.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2))
-        self.learner = Learner(self.model, self.opt_e, self.opt_d,
-                               torch.optim.lr_scheduler.MultiStepLR(self.opt_e, list(o.milestones), gamma=o.lr_gamma),
-                               torch.optim.lr_scheduler.MultiStepLR(self.opt_d, list(o.milestones), gamma=o.lr_gamma),
-                               self.dist, self._where)
+        self.learner = Learner.with_adam(self.model, cfg.optim, self.dist, self._where)
+        self.opt_e, self.opt_d = self.learner.opt_e, self.learner.opt_d
         self.chamfer = Chamfer(cfg.loss.chamfer_backend, self.device)  # the training loss and val reconstructions
         self.matrix_backend = resolve_backend(cfg.loss.chamfer_backend, self.device, use="matrix")  # val metrics
+        first_rank_first(self.dist, lambda: compile_kernels(self.chamfer, self.matrix_backend, self.device))
         self.objectives = build_objectives(cfg, self.chamfer)  # every method's, by name
         self.health = HealthMonitor(cfg.train.health_epochs, cfg.loss.method, self.objectives["vae"].s)
         t = cfg.train
@@ -105,14 +101,7 @@ class Trainer:
                 config, a ``config.json`` that disagrees with the checkpoint, nothing left to train,
                 or prepared data that changed since the checkpoint.
         """
-        ckpt_path = resolve_checkpoint_path(path)
-        state = load_checkpoint(ckpt_path)
-        cfg = resumed_config(state["config"], overrides or {}, where=str(ckpt_path))
-        check_run_config(run_dir_of(ckpt_path), cfg.to_dict(), str(ckpt_path))
-        if int(state["epoch"]) >= cfg.optim.epochs:
-            raise CheckpointError(f"{run_dir_of(ckpt_path)} has trained {state['epoch']} epoch(s); --epochs "
-                                  f"{cfg.optim.epochs} leaves nothing to train: give --epochs above {state['epoch']} "
-                                  "to continue it")
+        ckpt_path, state, cfg = resume_state(path, overrides or {})
         trainer = cls(cfg, run_dir_of(ckpt_path), state=state, dist_ctx=dist_ctx)
         changed = config_changes(resumed_config(state["config"], {}, where=str(ckpt_path)).to_dict(),
                                  trainer.cfg.to_dict())
@@ -251,16 +240,7 @@ class Trainer:
         step = Step(noise=noise, batch_size=n, rows=rows, share=(rows.stop - rows.start) / n, diagnose=diagnose)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.amp == "bf16"):
             terms = STEPS[method](self.learner, self.objectives[method], x[rows], step)
-        names = [k for k in terms if not k.endswith("_min")]
-        values = reduce_weighted(torch.stack([terms[k].detach().float() for k in names]), step.share, self.dist)
-        out = dict(zip(names, values.tolist()))  # one device sync
-        mins = [k for k in terms if k.endswith("_min")]
-        if mins:  # minima of the global batch, not a weighted mean of the shards' minima
-            low = torch.stack([terms[k].detach().float() for k in mins])
-            if self.dist.enabled:
-                torch.distributed.all_reduce(low, op=torch.distributed.ReduceOp.MIN)
-            out.update(zip(mins, low.tolist()))
-        return out
+        return reduce_terms(terms, step.share, self.dist)
 
     def finish_epoch(self, record: dict, writer) -> None:
         """Rank 0 after an epoch: health warnings, validation (and the best epoch), visuals, the
