@@ -15,7 +15,7 @@ import sys
 from pointcloud_sivae.cli import add_verbose
 from pointcloud_sivae.training.checkpoint import CheckpointError, error_detail
 from pointcloud_sivae.training.config import add_config_flags, explicit_flags, list_presets, resolve_config
-from pointcloud_sivae.training.distributed import init_from_env, leave
+from pointcloud_sivae.training.distributed import exit_worker, init_from_env, launched_by_torchrun, leave
 from pointcloud_sivae.training.steps import NonFiniteLossError
 from pointcloud_sivae.training.trainer import Trainer
 
@@ -84,4 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if launched_by_torchrun():
+        exit_worker(code)
+    sys.exit(code)

@@ -14,7 +14,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pointcloud_sivae.training.distributed import init_from_env, leave  # noqa: E402
+from pointcloud_sivae.training.distributed import exit_worker, init_from_env, leave  # noqa: E402
 from pointcloud_sivae.training.trainer import Trainer  # noqa: E402
 from tests.conftest import tiny_config  # noqa: E402
 
@@ -43,3 +43,4 @@ def main(data_root: str, out: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2])
+    exit_worker(0)

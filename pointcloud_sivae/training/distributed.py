@@ -29,7 +29,9 @@ resumes with any number of processes.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -113,6 +115,22 @@ def first_rank_first(ctx: DistContext, fn) -> None:
         dist.barrier()
         if ctx.rank != 0:
             fn()
+
+
+def launched_by_torchrun() -> bool:
+    """Whether this process is a worker that ``torchrun`` (torch.distributed.run) started."""
+    return "TORCHELASTIC_RUN_ID" in os.environ or "LOCAL_RANK" in os.environ
+
+
+def exit_worker(code: int) -> NoReturn:
+    """End a ``torchrun`` worker after :func:`leave`: flush the standard streams and exit without the
+    interpreter's teardown. Gloo's threads can still hold work objects with Python references after
+    ``destroy_process_group``; destroying them while the interpreter finalises aborted a rank now and
+    then ("terminate called without an active exception", SIGABRT; pytorch/pytorch#179291).
+    Everything a run writes is closed before this point."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def shard_rows(n: int, ctx: DistContext) -> slice:
