@@ -158,7 +158,7 @@ class TrainConfig:
                       "float32; fp16 is not offered)", choices=("off", "bf16"))
     compile: bool = option(False, "torch.compile the encoder and decoder (the first steps pay the compile time)")
     sync_batchnorm: bool = option(False, "under torchrun: BatchNorm statistics of the global batch (true: the "
-                                  "single-process update exactly, one all-reduce per layer per pass, 1.9x slower on "
+                                  "single-process update exactly, one all-reduce per layer per pass, 1.74x slower on "
                                   "2 CPU cores) or of each process's shard (false: DDP's default; B/P x N points "
                                   "per layer)")
     health_epochs: int = option(10, "warn once when the exp terms stay saturated or the KL gap < 0 for this many "
