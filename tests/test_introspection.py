@@ -19,6 +19,7 @@ from pointcloud_sivae.metrics.generation import nearest_other, point_spacing, se
 from pointcloud_sivae.training.health import HealthMonitor, active_units, beta_neg_for, equilibrium_kl
 from pointcloud_sivae.objectives import equilibrium_exponent, gaussian_kl, objective_scales, soft_intro_encoder_loss
 from pointcloud_sivae.models.pointnet import PointNetEncoder
+from pointcloud_sivae.models.vae import SoftIntroVAE
 from pointcloud_sivae.train import main
 from pointcloud_sivae.training.trainer import Trainer
 
@@ -170,6 +171,29 @@ def test_encoder_order_matches_a_plain_conv1d_reference(order):
     torch.testing.assert_close(logvar, enc.logvar(h), atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="unknown encoder_order 'bn'"):
         PointNetEncoder(8, order="bn")
+
+
+def test_max_mean_pooling_sees_point_density_that_max_pooling_cannot():
+    """A cloud and the same cloud with 30 copies of one of its points (a clump): the same max-pooled
+    features, so the same posterior under ``max``; ``max-mean`` tells them apart."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 60, 3)
+    clumped = torch.cat([x, x[:, [20] * 30]], dim=1)
+    for pool, same in (("max", True), ("max-mean", False)):
+        torch.manual_seed(1)
+        enc = PointNetEncoder(8, channels=(16, 32), fc=24, pool=pool).eval()  # eval: BatchNorm's running stats
+        with torch.no_grad():
+            mu, mu_clumped = enc(x)[0], enc(clumped)[0]
+        assert torch.allclose(mu, mu_clumped, atol=1e-6) == same, pool
+    enc = PointNetEncoder(8, channels=(16, 32), fc=24, pool="max-mean").train()
+    layers = list(enc.features)
+    h = nn.Sequential(layers[0], nn.ReLU(), layers[1], layers[3], nn.ReLU(), layers[4])(x.transpose(1, 2))  # relu-bn
+    ref = enc.fc(torch.cat([h.max(dim=2).values, h.mean(dim=2)], dim=1))
+    torch.testing.assert_close(enc(x)[0], enc.mu(ref), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="unknown encoder_pool 'mean'"):
+        PointNetEncoder(8, pool="mean")
+    with pytest.raises(ValueError, match="PointNet option"):
+        SoftIntroVAE(num_points=16, encoder="dgcnn", encoder_pool="max-mean")
 
 
 def test_health_monitor_warns_once_after_k_epochs_naming_the_flag_and_its_value():

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 ENCODER_ORDERS = ("relu-bn", "bn-relu")
+ENCODER_POOLS = ("max", "max-mean")
 
 
 class PointNetEncoder(nn.Module):
@@ -30,21 +31,35 @@ class PointNetEncoder(nn.Module):
     Under ``torchrun`` the trainer swaps the BatchNorm layers for ones whose statistics
     cover every process (same parameters and buffers); this module does not know.
 
-    Source: Qi et al., "PointNet", CVPR 2017; widths of the Soft-IntroVAE 3D reference.
+    ``pool`` is the symmetric function over points: ``"max"`` (PointNet's and the reference's)
+    or ``"max-mean"``, the max- and mean-pooled features concatenated (the ``fc`` layer then
+    takes twice the channels). A max-pool sees only each channel's extreme point, so it
+    is blind to how the other points are spread: a cloud and the same cloud with points
+    piled onto its extremes map to the same posterior. The mean depends on every point's
+    share, so an encoder with it can tell uneven point density (clumps) from an even one.
+
+    Raises:
+        ValueError: an unknown ``order`` or ``pool``.
+
+    Source: Qi et al., "PointNet", CVPR 2017 (max-pool; its ablation of symmetric functions
+    includes average pooling); widths of the Soft-IntroVAE 3D reference.
     """
 
-    def __init__(self, z_dim: int, channels=(64, 128, 256, 256, 512), fc: int = 256, order: str = "relu-bn"):
+    def __init__(self, z_dim: int, channels=(64, 128, 256, 256, 512), fc: int = 256, order: str = "relu-bn",
+                 pool: str = "max"):
         super().__init__()
         if order not in ENCODER_ORDERS:
             raise ValueError(f"unknown encoder_order {order!r}; use one of {', '.join(ENCODER_ORDERS)}")
-        self.order = order
+        if pool not in ENCODER_POOLS:
+            raise ValueError(f"unknown encoder_pool {pool!r}; use one of {', '.join(ENCODER_POOLS)}")
+        self.order, self.pool = order, pool
         layers: list[nn.Module] = []
         c_in = 3
         for c_out in channels:
             layers += [nn.Conv1d(c_in, c_out, kernel_size=1, bias=False), nn.BatchNorm1d(c_out), nn.ReLU(inplace=True)]
             c_in = c_out
         self.features = nn.Sequential(*layers)
-        self.fc = nn.Sequential(nn.Linear(c_in, fc), nn.ReLU(inplace=True))
+        self.fc = nn.Sequential(nn.Linear(c_in * (2 if pool == "max-mean" else 1), fc), nn.ReLU(inplace=True))
         self.mu = nn.Linear(fc, z_dim)
         self.logvar = nn.Linear(fc, z_dim)
 
@@ -60,5 +75,9 @@ class PointNetEncoder(nn.Module):
             h = bn(h)
             if not relu_first:
                 h = torch.relu_(h)
-        h = self.fc(h.view(b, n, -1).max(dim=1).values)
+        h = h.view(b, n, -1)
+        pooled = h.max(dim=1).values
+        if self.pool == "max-mean":
+            pooled = torch.cat([pooled, h.mean(dim=1)], dim=1)
+        h = self.fc(pooled)
         return self.mu(h), self.logvar(h)

@@ -33,27 +33,30 @@ class SoftIntroVAE(nn.Module):
 
     Args:
         z_dim: latent size Z. num_points: points N the decoder outputs (> 0).
-        encoder: ``pointnet`` or ``dgcnn``; encoder_channels, encoder_fc, encoder_order: the
-            PointNet's widths and layer order; knn_k: DGCNN's neighbours.
+        encoder: ``pointnet`` or ``dgcnn``; encoder_channels, encoder_fc, encoder_order,
+            encoder_pool: the PointNet's widths, layer order and pooling; knn_k: DGCNN's neighbours.
         decoder_widths: hidden widths of the fully connected decoder.
         prior_std: ``sigma_p``.
 
     Raises:
-        ValueError: an unknown encoder or layer order, or ``num_points`` < 1.
+        ValueError: an unknown encoder, layer order or pooling, or ``num_points`` < 1.
 
     Source: Daniel & Tamar, "Soft-IntroVAE", CVPR 2021 (3D point-cloud model).
     """
 
     def __init__(self, *, z_dim: int = 128, num_points: int, encoder: str = "pointnet",
                  encoder_channels=(64, 128, 256, 256, 512), encoder_fc: int = 256, encoder_order: str = "relu-bn",
-                 knn_k: int = 20, decoder_widths=(64, 128, 512, 1024), prior_std: float = 0.2):
+                 encoder_pool: str = "max", knn_k: int = 20, decoder_widths=(64, 128, 512, 1024), prior_std: float = 0.2):
         super().__init__()
         if num_points < 1:
             raise ValueError(f"num_points must be positive, got {num_points}")
         self.z_dim, self.num_points, self.prior_std = z_dim, num_points, prior_std
         if encoder == "pointnet":
-            self.encoder = PointNetEncoder(z_dim, encoder_channels, encoder_fc, encoder_order)
+            self.encoder = PointNetEncoder(z_dim, encoder_channels, encoder_fc, encoder_order, encoder_pool)
         elif encoder == "dgcnn":
+            if encoder_pool != "max":
+                raise ValueError(f"encoder_pool {encoder_pool!r} is a PointNet option; the dgcnn encoder max-pools "
+                                 "(leave encoder_pool at max)")
             from pointcloud_sivae.models.dgcnn import DGCNNEncoder  # torch-geometric only when asked for
 
             self.encoder = DGCNNEncoder(z_dim, k=knn_k, fc=encoder_fc)

@@ -90,6 +90,9 @@ class ModelConfig:
     encoder_order: str = option("relu-bn", "PointNet layer order: relu-bn (official Soft-IntroVAE: Conv, ReLU, "
                                 "BatchNorm) or bn-relu (PointNet: Conv, BatchNorm, ReLU)",
                                 choices=("relu-bn", "bn-relu"))
+    encoder_pool: str = option("max", "PointNet pooling over points: max (PointNet, official Soft-IntroVAE) or "
+                               "max-mean (max- and mean-pooled features concatenated: sees point density)",
+                               choices=("max", "max-mean"))
 
 
 @dataclass
