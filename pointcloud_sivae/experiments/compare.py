@@ -248,7 +248,8 @@ def to_markdown(result: dict) -> str:
     per = result.get("train_configs") or {methods[0]: result["train_config"]}
     tail = "".join(f"\n* `{m}`: loss `{json.dumps({k: v for k, v in c['loss'].items() if k != 'method'})}`, "
                    f"warm-up {c['optim']['warmup_epochs']} epochs, z {c['model']['z_dim']}, "
-                   f"encoder order {c['model'].get('encoder_order')}" for m, c in per.items())
+                   f"encoder order {c['model'].get('encoder_order')}, pooling {c['model'].get('encoder_pool', 'max')}"
+                   for m, c in per.items())
     return head + "\n".join(lines) + f"\n\nTraining configuration per method (every seed the same):{tail}\n"
 
 
