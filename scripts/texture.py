@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pointcloud_sivae.data.prepared import load_split
+from pointcloud_sivae.data.prepared import fixed_subsets, load_split
 from pointcloud_sivae.inference import Inference
+from pointcloud_sivae.metrics.distances import pairwise_chamfer
 from pointcloud_sivae.metrics.generation import nearest_other, point_spacing
 from pointcloud_sivae.ops.chamfer import chamfer_distance
 
@@ -55,17 +56,15 @@ def main(argv: list[str] | None = None) -> None:
                                       (("val", val), ("reconstructions", rec), ("samples", samples))))
     # the floor, on the last run's data and point count
     fixed = torch.from_numpy(val)
-    dense = load_split(inf.data_root, inf.config["data"]["category"], "val").points
-    n, m = fixed.shape[1], len(fixed)
-    d = np.stack([chamfer_distance(fixed[i:i + 1].expand(m, -1, -1), fixed).numpy() for i in range(m)])
-    nn_other = nearest_other(d)
-    g = torch.Generator().manual_seed(123)
-    idx = torch.stack([torch.randperm(dense.shape[1], generator=g)[:n] for _ in range(m)])
-    random_subset = torch.gather(dense, 1, idx[..., None].expand(-1, -1, 3))
-    even = torch.from_numpy(np.stack([farthest_points(c, n) for c in dense.numpy()]))
+    dense = load_split(inf.data_root, inf.config["data"]["category"], "val")
+    n = fixed.shape[1]
+    nn_other = nearest_other(pairwise_chamfer(fixed))  # as validation computes val_nn_other_cd
+    # another seed of the same subset rule: an independent random subset of every cloud
+    random_subset = fixed_subsets(dense.points, dense.ids, n, inf.config["data"].get("subset_seed", 0) + 1)
+    even = torch.from_numpy(np.stack([farthest_points(c, n) for c in dense.points.numpy()]))
     for name, other in (("random", random_subset), ("farthest-point", even)):
         cd = float(chamfer_distance(fixed, other).mean())
-        print(f"floor: CD(fixed subset, {name} {n}-point subset of the same {dense.shape[1]}-point cloud) "
+        print(f"floor: CD(fixed subset, {name} {n}-point subset of the same {dense.points.shape[1]}-point cloud) "
               f"{cd:.3e} / nn-other {nn_other:.3e} = {cd / nn_other:.3f}")
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pointcloud_sivae.data.categories import dataset_category
 from pointcloud_sivae.data.prepared import SUBSET_RULE, check_point_count
+from pointcloud_sivae.models.pointnet import ENCODER_ORDERS, ENCODER_POOLS
 from pointcloud_sivae.objectives import IntroObjective, SoftIntroObjective, VAEObjective
 from pointcloud_sivae.ops.chamfer import CHOICES as CHAMFER_CHOICES
 
@@ -89,10 +90,10 @@ class ModelConfig:
     knn_k: int = option(20, "DGCNN: neighbours per point", min=1)
     encoder_order: str = option("relu-bn", "PointNet layer order: relu-bn (official Soft-IntroVAE: Conv, ReLU, "
                                 "BatchNorm) or bn-relu (PointNet: Conv, BatchNorm, ReLU)",
-                                choices=("relu-bn", "bn-relu"))
+                                choices=ENCODER_ORDERS)
     encoder_pool: str = option("max", "PointNet pooling over points: max (PointNet, official Soft-IntroVAE) or "
                                "max-mean (max- and mean-pooled features concatenated: sees point density)",
-                               choices=("max", "max-mean"))
+                               choices=ENCODER_POOLS)
 
 
 @dataclass
