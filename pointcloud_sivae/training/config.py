@@ -106,6 +106,12 @@ class LossConfig:
     beta_neg: float = option(256.0, "b_neg, weight of the KL of reconstructed/generated data in the exp terms",
                              min=0)
     gamma_r: float = option(1e-8, "gamma_r, weight of the decoder's rec-of-rec / rec-of-fake terms", min=0)
+    beta_repulsion: float = option(0.0, "b_rep, soft-intro only: weight of the repulsion penalty of generated clouds "
+                                   "in the decoder step (points closer than repulsion_radius times their cloud's RMS "
+                                   "nearest-neighbour distance are pushed apart; 0 = off, the official objective)",
+                                   min=0)
+    repulsion_radius: float = option(0.5, "h of the repulsion penalty, in units of each generated cloud's RMS "
+                                     "nearest-neighbour distance", min=0, open_min=True)
     scale_points: int = option(2048, "N_ref of s = 1/(3 N_ref), points; Chamfer sums are rescaled to N_ref points "
                                "so the weights mean the same at any --num-points (2048: the official balance)",
                                min=1)
@@ -453,9 +459,13 @@ def build_objectives(cfg: RunConfig, chamfer) -> dict:
     """Every method's objective with the run's weights and scales (``cfg`` resolved on its data), by
     method name: the run uses ``vae`` in its warm-up epochs and ``loss.method`` after."""
     L, m = cfg.loss, cfg.model
+    if L.beta_repulsion > 0 and L.method != "soft-intro":
+        raise ValueError(f"beta_repulsion = {L.beta_repulsion} acts in the Soft-IntroVAE decoder step only; "
+                         f"method {L.method!r} has none: set --beta-repulsion 0 or --method soft-intro")
     scales = {"num_points": m.num_points, "scale_points": L.scale_points, "frame_diagonal": L.frame_diagonal,
               "prior_std": m.prior_std, "chamfer": chamfer}
     return {"vae": VAEObjective(beta_rec=L.beta_rec, beta_kl=L.beta_kl, **scales),
             "soft-intro": SoftIntroObjective(beta_rec=L.beta_rec, beta_kl=L.beta_kl, beta_neg=L.beta_neg,
-                                             gamma_r=L.gamma_r, **scales),
+                                             gamma_r=L.gamma_r, beta_repulsion=L.beta_repulsion,
+                                             repulsion_radius=L.repulsion_radius, **scales),
             "intro": IntroObjective(margin=L.intro_margin, alpha=L.intro_alpha, beta=L.intro_beta, **scales)}

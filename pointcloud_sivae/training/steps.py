@@ -216,10 +216,11 @@ def soft_intro_step(learner: Learner, obj: SoftIntroObjective, x: torch.Tensor, 
         z_r = posterior_sample(mu_r, lv_r, step).detach()  # the re-decodings: constant latents and targets
         z_f = posterior_sample(mu_f, lv_f, step).detach()
         rec_rec, rec_fake = obj.rec(rec.detach(), m.decode(z_r)), obj.rec(fake.detach(), m.decode(z_f))
-        loss_d = obj.decoder_loss(rec_real, kl_rec, kl_fake, rec_rec, rec_fake)
+        rep_fake = obj.repulsion(fake) if obj.beta_repulsion > 0 else None  # the clumps of x_f (off by default)
+        loss_d = obj.decoder_loss(rec_real, kl_rec, kl_fake, rec_rec, rec_fake, rep_fake)
         learner.check("decoder", loss_d, {"rec": rec_real, "kl_rec": kl_rec, "kl_fake": kl_fake})
         update(learner, learner.opt_d, m.decoder, loss_d, step)
-    return {**terms, "loss_d": loss_d}
+    return {**terms, "loss_d": loss_d, **({"repulsion_fake": rep_fake.mean()} if rep_fake is not None else {})}
 
 
 def intro_step(learner: Learner, obj: IntroObjective, x: torch.Tensor, step: Step) -> dict[str, torch.Tensor]:
