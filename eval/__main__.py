@@ -30,6 +30,7 @@ from pointcloud_sivae.cli import (
     add_progress,
     add_protocol,
     add_run_data_root,
+    add_sampler,
     add_verbose,
     bounded_int,
     run,
@@ -67,12 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m eval", description=__doc__.splitlines()[0])
     add_verbose(p)
     sub = p.add_subparsers(dest="command", required=True)
-    g = _checkpoint_command(sub, "generation", "MMD, COV, 1-NNA (CD, EMD) and JSD of prior samples vs a split",
+    g = _checkpoint_command(sub, "generation", "MMD, COV, 1-NNA (CD, EMD) and JSD of generated samples vs a split",
                             "reference split R")
     g.add_argument("--num-samples", type=bounded_int(1), help="|S|, >= 1 (default |R|, the PointFlow protocol)")
     g.add_argument("--seeds", type=bounded_int(0), nargs="+", default=[0],
-                   help="prior-sample seeds, >= 0; the table gives mean and std over them (default: 0)")
-    _metric_options(g, "<run>/eval/generation_<split>_<protocol>.json")
+                   help="sample seeds, >= 0; the table gives mean and std over them (default: 0)")
+    add_sampler(g)
+    _metric_options(g, "<run>/eval/generation_<split>_<protocol>.json, with _gmm<K> for --sampler gmm")
     r = _checkpoint_command(sub, "reconstruction", "CD and EMD between a split and its reconstructions",
                             "split reconstructed from its posterior means")
     _metric_options(r, "<run>/eval/reconstruction_<split>_<protocol>.json")

@@ -1,7 +1,7 @@
 """Evaluations of a trained model on a prepared split, and of two sets of clouds given as files.
 
-* ``generation``: MMD, COV and 1-NNA (Chamfer distance, EMD), JSD and the diversity ratio of prior
-  samples against a split, over one or more sample seeds;
+* ``generation``: MMD, COV and 1-NNA (Chamfer distance, EMD), JSD and the diversity ratio of generated
+  samples (prior, or an ex-post mixture of the posterior means) against a split, over sample seeds;
 * ``reconstruction``: Chamfer distance and EMD between each shape of a split and the decoding of
   its posterior mean;
 * ``sets``: the generation table of two files of clouds.
@@ -68,22 +68,29 @@ def run_generation(args) -> dict:
                              progress=args.progress, jsd_allow_outside=args.jsd_allow_outside)
     per_seed = []
     for seed in args.seeds:
-        metrics = ev(inf.decode(inf.prior(n_s, seed)))
+        metrics = ev(inf.decode(inf.latents(n_s, seed, args.sampler, args.gmm_components)))
         per_seed.append(metrics)
         print(f"seed {seed}: " + ", ".join(f"{k} {v:.5g}" for k, v in metrics.items()), file=sys.stderr)
     summary = summarize(per_seed)
+    sampler = "prior" if args.sampler == "prior" else f"gmm of {args.gmm_components} components"
     print(format_table(summary, f"generation: {inf.config['data']['category']} {args.split}, "
-                                f"protocol {args.protocol}, |S|={n_s}, |R|={len(ref)}, seeds {args.seeds}"))
+                                f"protocol {args.protocol}, |S|={n_s}, |R|={len(ref)}, seeds {args.seeds}, "
+                                f"sampler {sampler}"))
     _report_jsd_outside(ev)
     result = {**result_header(args, t0), "kind": "generation", "checkpoint": str(inf.checkpoint),
               "epoch": inf.state["epoch"], "category": inf.config["data"]["category"], "split": args.split,
               "data_normalization": split.manifest["normalization"], "num_samples": n_s,
               "num_reference": len(ref), "num_points": int(ref.shape[1]), "point_subset": split.subset,
               "seeds": args.seeds,
+              "sampler": args.sampler,
+              **({"gmm_components": args.gmm_components,
+                  "gmm": "full covariances, reg_covar 1e-4, fitted to the posterior means of the train split "
+                         "(Ghosh et al., ICLR 2020)"} if args.sampler == "gmm" else {}),
               "prior_std": inf.model.prior_std, "distance_implementations": ev.distance_implementations(),
               "metrics": summary, "per_seed": per_seed, "timings": ev.timings}
     result["run_time_s"] = round(time.perf_counter() - t0, 3)
-    write_json(result, args.out or run_dir / "eval" / f"generation_{args.split}_{args.protocol}.json")
+    tag = "" if args.sampler == "prior" else f"_gmm{args.gmm_components}"
+    write_json(result, args.out or run_dir / "eval" / f"generation_{args.split}_{args.protocol}{tag}.json")
     return result
 
 

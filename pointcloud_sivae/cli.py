@@ -119,6 +119,18 @@ def add_num_importance(p: argparse.ArgumentParser, default: int, low: int = 0) -
                         + (" (0 skips the likelihood columns)" if low == 0 else "") + f" (default: {default})")
 
 
+def add_sampler(p: argparse.ArgumentParser) -> None:
+    """``--sampler`` and ``--gmm-components``: where the latent codes of generated clouds come from."""
+    from pointcloud_sivae.models.latent_density import SAMPLERS
+
+    p.add_argument("--sampler", choices=SAMPLERS, default="prior",
+                   help="latent codes of generated clouds: prior (the model's N(0, prior_std^2 I)) or gmm (a Gaussian "
+                        "mixture fitted to the posterior means of the training split after training, Ghosh et al. "
+                        "2020) (default: prior)")
+    p.add_argument("--gmm-components", type=bounded_int(1), default=10,
+                   help="components of the --sampler gmm mixture (full covariances), >= 1 (default: 10)")
+
+
 def command_parser(prog: str, description: str, add_options) -> argparse.ArgumentParser:
     """The parser of ``prog`` with the options ``add_options(parser)`` adds (a command that is also
     a subcommand elsewhere adds the same options there)."""

@@ -17,6 +17,7 @@ from pointcloud_sivae.cli import (
     add_num_importance,
     add_progress,
     add_protocol,
+    add_sampler,
     add_verbose,
     bounded_int,
     command_parser,
@@ -61,6 +62,7 @@ def add_compare_options(c) -> None:
                         "--set chamfer_backend=... (default: auto)")
     c.add_argument("--split", choices=("test", "val"), default="test",
                    help="split every run is scored on (choose settings on val, score the chosen one on test once)")
+    add_sampler(c)
 
 
 def build_parser():

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pointcloud_sivae.models.latent_density import SAMPLERS, PosteriorGMM
 from pointcloud_sivae.training.checkpoint import load_model, resolve_checkpoint_path
 from pointcloud_sivae.data.prepared import load_split
 from pointcloud_sivae.data.normalization import EvaluationFrame
@@ -79,6 +80,30 @@ class Inference:
     def prior(self, n: int, seed: int) -> torch.Tensor:
         g = torch.Generator(device=self.device).manual_seed(seed)
         return self.model.sample_prior(n, generator=g)
+
+    def latents(self, n: int, seed: int, sampler: str = "prior", components: int = 10) -> torch.Tensor:
+        """``n`` latent codes (n, Z) from ``sampler``: ``prior`` (:meth:`prior`) or ``gmm``
+        (:meth:`posterior_gmm` with ``components``), fixed by ``seed``.
+
+        Raises:
+            ValueError: an unknown sampler, or more components than training shapes.
+            MissingDataError: ``gmm`` without the run's prepared training split.
+        """
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        if sampler == "prior":
+            return self.prior(n, seed)
+        return self.posterior_gmm(components).sample(n, seed).to(self.device)
+
+    def posterior_gmm(self, components: int) -> PosteriorGMM:
+        """The ex-post Gaussian mixture (:class:`PosteriorGMM`, ``random_state`` 0) of the posterior
+        means of the training split (each cloud's fixed subset at the model's N); fitted once per
+        ``components`` and kept."""
+        cache = self.__dict__.setdefault("_gmm", {})
+        if components not in cache:
+            cache[components] = PosteriorGMM.fit(self.encode(self.split("train").nonempty().points.numpy()),
+                                                 components, seed=0)
+        return cache[components]
 
     # shapes
     def shape(self, spec: str, resample: bool = False, seed: int = 0) -> tuple[str, np.ndarray]:

@@ -1,4 +1,4 @@
-"""``python -m pointcloud_sivae.sample``: draw clouds from the prior of a trained checkpoint.
+"""``python -m pointcloud_sivae.sample``: draw clouds from a trained checkpoint (its prior, or ``--sampler gmm``).
 
     python -m pointcloud_sivae.sample --checkpoint runs/<run> -n 16 --seed 0 --out samples/
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pointcloud_sivae.cli import base_parser, bounded_int, run
+from pointcloud_sivae.cli import add_sampler, base_parser, bounded_int, run
 from pointcloud_sivae.inference import Inference, write_clouds
 from pointcloud_sivae.utils.render import ROLE_COLORS, HeadlessRenderer, save_png, strip
 
@@ -20,11 +20,12 @@ def sample(args) -> None:
     inf = Inference(args.checkpoint, args.device, args.data_root)
     if args.num < 1:
         raise ValueError(f"-n must be positive, got {args.num}")
-    clouds = inf.frame.to_evaluation(inf.decode(inf.prior(args.num, args.seed)))
+    clouds = inf.frame.to_evaluation(inf.decode(inf.latents(args.num, args.seed, args.sampler, args.gmm_components)))
     names = [f"{k:03d}" for k in range(args.num)]
     out = Path(args.out)
     write_clouds(out, {"sample": clouds}, names, {
         "kind": "sample", "checkpoint": str(inf.checkpoint), "epoch": inf.state["epoch"], "seed": args.seed,
+        "sampler": args.sampler, **({"gmm_components": args.gmm_components} if args.sampler == "gmm" else {}),
         "prior_std": inf.model.prior_std, "num_points": inf.num_points, "frame": "output (evaluation) frame",
         "normalization": inf.normalization})
     if not args.no_render:
@@ -34,9 +35,11 @@ def sample(args) -> None:
 
 
 def build_parser():
-    p = base_parser("python -m pointcloud_sivae.sample", "Draw clouds from the prior of a trained checkpoint.")
+    p = base_parser("python -m pointcloud_sivae.sample", "Draw clouds from a trained checkpoint: its prior, or an "
+                    "ex-post Gaussian mixture of its training posterior means.")
     p.add_argument("-n", "--num", type=bounded_int(1), default=16, help="clouds to draw, >= 1 (default: 16)")
-    p.add_argument("--seed", type=bounded_int(0), default=0, help="seed of the prior samples, >= 0 (default: 0)")
+    p.add_argument("--seed", type=bounded_int(0), default=0, help="seed of the samples, >= 0 (default: 0)")
+    add_sampler(p)
     p.add_argument("--no-render", action="store_true", help="skip the PNG (no open3d needed)")
     return p
 

@@ -22,11 +22,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from pointcloud_sivae.data.prepared import load_split
 from pointcloud_sivae.inference import Inference
 from pointcloud_sivae.likelihood import fit_obs_std, score_clouds
+from pointcloud_sivae.metrics.distances import pairwise_chamfer
 from pointcloud_sivae.metrics.evaluator import DISPLAY, GenerationEvaluator, reconstruction_metrics, summarize
 from pointcloud_sivae.metrics.protocols import apply_protocol
 from pointcloud_sivae.training.checkpoint import load_checkpoint, resumed_config
@@ -42,6 +44,7 @@ COLUMNS = {
     "rec-CD": ("min",) + DISPLAY["CD"], "rec-EMD": ("min",) + DISPLAY["EMD"],
     "ELBO": ("max", 1.0, "nats"), "log-p(x)-IW": ("max", 1.0, "nats"),
     "score": ("max", 100.0, "points"),  # COV-CD - |1-NNA-CD - 50 %|: coverage and fidelity together
+    "nn-train-ratio": ("one", 1.0, "ratio"),  # data copying: far below 1, samples nearer train than held-out shapes
     "kl-gap": ("max", 1.0, "nats"), "grad-ratio": ("max", 1.0, "ratio"), "rec/nn-other": ("min", 1.0, "ratio"),
     "train-time": ("min", 1.0, "s"),
 }
@@ -153,7 +156,14 @@ def score_run(args, run_dir: Path, seed: int, ev_cache: dict) -> dict[str, float
         ev_cache["ev"] = GenerationEvaluator(ref, norm, protocol=args.protocol, emd=args.emd, device=inf.device,
                                              chamfer_backend=backend, jsd_allow_outside=True)  # strays count
     ev = ev_cache["ev"]
-    out = dict(ev(inf.decode(inf.prior(len(ref), seed))))
+    sampler, components = getattr(args, "sampler", "prior"), getattr(args, "gmm_components", 10)
+    sample = inf.decode(inf.latents(len(ref), seed, sampler, components))
+    out = dict(ev(sample))
+    if "train_points" not in ev_cache:  # the data-copying guard's baseline: the held-out shapes' own value
+        ev_cache["train_points"] = inf.split("train").points.numpy()
+        ev_cache["ref_copying"] = reference_train_over_reference(ev_cache["train_points"], ref, backend, inf.device)
+    out["nn-train-ratio"] = (train_over_reference(sample, ev_cache["train_points"], ref, backend, inf.device)
+                             / ev_cache["ref_copying"])
     rec = reconstruction_metrics(ref, inf.decode(inf.encode(ref)), norm, protocol=args.protocol, emd=args.emd,
                                  chamfer_backend=backend, device=inf.device)
     out["rec-CD"] = rec["CD"]["mean"]
@@ -171,6 +181,27 @@ def score_run(args, run_dir: Path, seed: int, ev_cache: dict) -> dict[str, float
     out.update({"ELBO": float(s["elbo"].mean()), "log-p(x)-IW": float(s["log_px_iw"].mean()),
                 "obs_std": obs_std, "epoch": inf.state["epoch"]})
     return out
+
+
+def train_over_reference(sample, train, reference, backend: str, device) -> float:
+    """The data-copying statistic of a sample set: the median over samples ``s`` of
+    ``min_t CD(s, t) / min_r CD(s, r)``, the distance to the nearest training cloud over that to the
+    nearest reference (held-out) cloud; (M, N, 3), (T, N, 3) and (R, N, 3) clouds, model frame. A
+    set that copies training shapes has it far below that of held-out shapes themselves
+    (:func:`reference_train_over_reference`); a set of average shapes, close to every cloud, does not.
+    In the spirit of Meehan et al.'s data-copying test (AISTATS 2020), without its partition."""
+    to_train = pairwise_chamfer(sample, train, backend=backend, device=device).min(axis=1)
+    to_ref = pairwise_chamfer(sample, reference, backend=backend, device=device).min(axis=1)
+    return float(np.median(to_train / np.maximum(to_ref, 1e-30)))
+
+
+def reference_train_over_reference(train, reference, backend: str, device) -> float:
+    """:func:`train_over_reference` of the reference clouds themselves, each against the *other*
+    reference clouds: the value of held-out shapes, which a sample set's is divided by."""
+    to_train = pairwise_chamfer(reference, train, backend=backend, device=device).min(axis=1)
+    D = pairwise_chamfer(reference, backend=backend, device=device)
+    np.fill_diagonal(D, np.inf)
+    return float(np.median(to_train / np.maximum(D.min(axis=1), 1e-30)))
 
 
 def training_health(metrics_path: Path) -> dict[str, float]:
@@ -214,13 +245,22 @@ def best_per_metric(summary: dict[str, dict[str, dict[str, float]]]) -> dict[str
     return out
 
 
+def sampler_text(result: dict) -> str:
+    """How the scored samples' latent codes were drawn, in words."""
+    if result.get("sampler", "prior") == "prior":
+        return "prior samples"
+    return (f"codes from a {result['gmm_components']}-component Gaussian mixture fitted to the training split's "
+            "posterior means")
+
+
 def to_markdown(result: dict) -> str:
     summary, best = result["summary"], result["best"]
     methods = list(summary)
     head = (f"# Method comparison: {result['category']}, {result['num_points']} points\n\n"
             f"Same budget for every method: {result['epochs']} epochs, seeds {result['seeds']}, training config "
-            f"below; checkpoint `{result['checkpoint_choice']}.pt`. Test split: |R| = {result['num_reference']}, "
-            f"|S| = |R| prior samples per run, protocol `{result['protocol']}` "
+            f"below; checkpoint `{result['checkpoint_choice']}.pt`. {result.get('split', 'test').capitalize()} split: "
+            f"|R| = {result['num_reference']}, "
+            f"|S| = |R| samples per run ({sampler_text(result)}), protocol `{result['protocol']}` "
             f"(data normalisation `{result['data_normalization']['method']}`), Chamfer "
             f"{result['distance_implementations']['chamfer']}"
             + (f", EMD {result['distance_implementations']['emd']}" if "emd" in result['distance_implementations']
@@ -291,6 +331,8 @@ def run_compare(args) -> dict:
         "checkpoint_choice": args.checkpoint_choice, "protocol": args.protocol,
         "data_normalization": ev.normalization, "num_reference": int(len(ev.reference)),
         "num_points": int(ev.reference.shape[1]), "distance_implementations": ev.distance_implementations(),
+        "split": getattr(args, "split", "test"), "sampler": getattr(args, "sampler", "prior"),
+        **({"gmm_components": args.gmm_components} if getattr(args, "sampler", "prior") == "gmm" else {}),
         "num_importance_samples": args.num_importance,
         "observation_model": "Gaussian mixture at the decoded points, sigma fitted per run on its training split",
         "units": {k: (unit or "raw") for k, (_, _, unit) in COLUMNS.items()},
