@@ -3,12 +3,17 @@
 # preset, then score the held-out test split and write samples, an interpolation and reconstructions.
 # Extra arguments go to the trainer, e.g. `--epochs 50`, `--device cuda`, or `--preset official`
 # (the reference's 2000-epoch configuration at 2048 points).
-# Environment: SHAPENET_DATA (default ../shared/data), PRESET (default mn40-256), RUN_NAME.
+# Samples come from an ex-post Gaussian mixture of the training posterior means (30 components, chosen
+# on the val split: docs/results.md, stage 6); the prior's test table is written beside it.
+# Environment: SHAPENET_DATA (default ../shared/data), PRESET (default mn40-256), RUN_NAME,
+# SAMPLER (gmm or prior; default gmm), GMM_COMPONENTS (default 30).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 SHAPENET_DATA=${SHAPENET_DATA:-../shared/data}
 PRESET=${PRESET:-mn40-256}
+SAMPLER=${SAMPLER:-gmm}
+GMM_COMPONENTS=${GMM_COMPONENTS:-30}
 # One dense copy serves every preset: the models train on a fresh random subset of their
 # --num-points per cloud per step and validate on a fixed one (PointFlow's convention).
 POINTS=2048
@@ -24,9 +29,14 @@ RUN=runs/$RUN_NAME
 $PY -m pointcloud_sivae.train --preset "$PRESET" --data-root "$DATA" --category airplane \
     --run-name "$RUN_NAME" "$@"
 TRAINED=$(date +%s)
-$PY -m eval generation --checkpoint "$RUN" --split test --protocol none --emd approx \
+SAMPLING=(--sampler "$SAMPLER" --gmm-components "$GMM_COMPONENTS")
+$PY -m eval generation --checkpoint "$RUN" --split test --protocol none --emd approx "${SAMPLING[@]}" \
     --out "$RUN/eval/test_generation.json" --progress false
-$PY -m pointcloud_sivae.sample --checkpoint "$RUN" --out "$RUN/samples" -n 16
+if [ "$SAMPLER" != prior ]; then
+    $PY -m eval generation --checkpoint "$RUN" --split test --protocol none --emd approx --sampler prior \
+        --out "$RUN/eval/test_generation_prior.json" --progress false
+fi
+$PY -m pointcloud_sivae.sample --checkpoint "$RUN" --out "$RUN/samples" -n 16 "${SAMPLING[@]}"
 read -r A B < <($PY -c "import json,sys; t=json.load(open(sys.argv[1]))['splits']['test']; print(t[0], t[1])" \
                  "$DATA/airplane/manifest.json")
 $PY -m pointcloud_sivae.interpolate --checkpoint "$RUN" --from "$A" --to "$B" --steps 10 --out "$RUN/interpolation"
@@ -37,8 +47,9 @@ cat <<MSG
 Done in $((END - START)) s after setup (training $((TRAINED - START)) s). Results in $RUN:
   checkpoints          $RUN/checkpoints/{last,best}.pt
   TensorBoard events   $RUN/events.out.tfevents.*   (metrics per epoch: $RUN/metrics.jsonl)
-  test-split table     $RUN/eval/test_generation.json (MMD, COV, 1-NNA with CD and EMD, JSD; protocol none)
-  prior samples        $RUN/samples/samples.png (and sample_*.ply)
+  test-split table     $RUN/eval/test_generation.json (MMD, COV, 1-NNA with CD and EMD, JSD; protocol none;
+                       sampler $SAMPLER; the prior's in test_generation_prior.json)
+  samples              $RUN/samples/samples.png (and sample_*.ply; sampler $SAMPLER)
   interpolation        $RUN/interpolation/interpolation.gif, strip.png ($A -> $B, test shapes)
   reconstructions      $RUN/reconstructions/pairs.png (input / reconstruction pairs, PLY files)
 Next:

@@ -1,0 +1,81 @@
+"""The ex-post Gaussian-mixture sampler (``--sampler gmm``) and compare's data-copying statistic."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from eval.__main__ import main as eval_main
+from pointcloud_sivae.experiments.compare import reference_train_over_reference, train_over_reference
+from pointcloud_sivae.inference import Inference
+from pointcloud_sivae.models.latent_density import PosteriorGMM
+
+
+def _two_clusters(n: int = 400, z: int = 4) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    a = rng.normal(-2.0, 0.1, (n // 4, z))  # a quarter of the codes here
+    b = rng.normal(3.0, 0.3, (n - n // 4, z))
+    return np.concatenate([a, b])
+
+
+def test_the_mixture_recovers_two_clusters_and_samples_them_by_weight():
+    gmm = PosteriorGMM.fit(_two_clusters(), 2)
+    order = np.argsort(gmm.means[:, 0])
+    np.testing.assert_allclose(gmm.weights[order], [0.25, 0.75], atol=1e-6)
+    np.testing.assert_allclose(gmm.means[order, 0], [-2.0, 3.0], atol=0.05)
+    z = gmm.sample(4000, seed=1)
+    assert z.shape == (4000, 4) and z.dtype == torch.float32
+    near_a = (z[:, 0] < 0.5).float().mean().item()
+    assert near_a == pytest.approx(0.25, abs=0.03)
+    assert z[z[:, 0] > 0.5, 0].std().item() == pytest.approx(0.3, rel=0.1)  # the component's own spread
+
+
+def test_a_seed_fixes_the_draws():
+    gmm = PosteriorGMM.fit(_two_clusters(), 3)
+    torch.testing.assert_close(gmm.sample(10, seed=5), gmm.sample(10, seed=5))
+    assert not torch.equal(gmm.sample(10, seed=5), gmm.sample(10, seed=6))
+
+
+def test_bad_fits_are_refused():
+    with pytest.raises(ValueError, match="lower --gmm-components"):
+        PosteriorGMM.fit(np.zeros((5, 3)), 6)
+    with pytest.raises(ValueError, match=r"finite \(M, Z\)"):
+        PosteriorGMM.fit(np.full((5, 3), np.nan), 1)
+
+
+def test_inference_draws_codes_from_the_prior_or_the_mixture(trained_run):
+    inf = Inference(trained_run, "cpu")
+    prior = inf.latents(6, seed=0)
+    torch.testing.assert_close(prior, inf.prior(6, 0))
+    z = inf.latents(6, seed=0, sampler="gmm", components=2)
+    assert z.shape == (6, inf.model.z_dim)
+    mu = inf.encode(inf.split("train").points.numpy()).numpy()
+    # the mixture's codes lie where the training posterior means are (spread by reg_covar's 0.01 std here,
+    # after one epoch), not at the prior's scale (std 0.2)
+    assert np.abs(z.numpy() - mu.mean(0)).max() < 0.06 and prior.std().item() > 0.15
+    assert inf.posterior_gmm(2) is inf.posterior_gmm(2)  # fitted once
+    with pytest.raises(ValueError, match="unknown sampler 'flow'"):
+        inf.latents(2, 0, sampler="flow")
+
+
+def test_generation_command_with_the_mixture(trained_run, tmp_path):
+    assert eval_main(["generation", "--checkpoint", str(trained_run), "--split", "val", "--num-samples", "6",
+                      "--sampler", "gmm", "--gmm-components", "3", "--emd", "none", "--device", "cpu",
+                      "--progress", "false"]) == 0
+    r = json.loads((trained_run / "eval" / "generation_val_pointflow_gmm3.json").read_text())
+    assert r["sampler"] == "gmm" and r["gmm_components"] == 3 and 0 < r["metrics"]["COV-CD"]["mean"] <= 1
+
+
+def test_the_copying_statistic_flags_copies_and_not_average_shapes():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(1, 64, 3)).astype(np.float32)
+    train = base + 0.3 * rng.normal(size=(40, 64, 3)).astype(np.float32)
+    ref = base + 0.3 * rng.normal(size=(20, 64, 3)).astype(np.float32)
+    held_out = reference_train_over_reference(train, ref, "numba", "cpu")
+    copies = train[:20] + 1e-3 * rng.normal(size=(20, 64, 3)).astype(np.float32)
+    fresh = base + 0.3 * rng.normal(size=(20, 64, 3)).astype(np.float32)
+    average = np.repeat(base, 20, axis=0)  # the blur of a collapsed model: near every cloud
+    assert train_over_reference(copies, train, ref, "numba", "cpu") / held_out < 0.05
+    assert 0.8 < train_over_reference(fresh, train, ref, "numba", "cpu") / held_out < 1.25
+    assert train_over_reference(average, train, ref, "numba", "cpu") / held_out > 0.8
