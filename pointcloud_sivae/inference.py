@@ -46,6 +46,7 @@ class Inference:
         self.num_points = self.model.num_points
         self.data_root = data_root or self.config["data"]["data_root"]
         self.frame = EvaluationFrame.of(self.normalization)  # model frame <-> evaluation frame
+        self._gmm: dict[int, PosteriorGMM] = {}  # ex-post mixtures by component count, fitted on first use
 
     def split(self, name: str, root: str | None = None, category: str | None = None):
         """A prepared split at the model's point count: every cloud's fixed subset when the data
@@ -99,11 +100,10 @@ class Inference:
         """The ex-post Gaussian mixture (:class:`PosteriorGMM`, ``random_state`` 0) of the posterior
         means of the training split (each cloud's fixed subset at the model's N); fitted once per
         ``components`` and kept."""
-        cache = self.__dict__.setdefault("_gmm", {})
-        if components not in cache:
-            cache[components] = PosteriorGMM.fit(self.encode(self.split("train").nonempty().points.numpy()),
-                                                 components, seed=0)
-        return cache[components]
+        if components not in self._gmm:
+            self._gmm[components] = PosteriorGMM.fit(self.encode(self.split("train").nonempty().points.numpy()),
+                                                     components, seed=0)
+        return self._gmm[components]
 
     # shapes
     def shape(self, spec: str, resample: bool = False, seed: int = 0) -> tuple[str, np.ndarray]:
