@@ -22,6 +22,7 @@ import numpy as np
 from eval.tables import format_table, result_header
 from pointcloud_sivae.inference import Inference
 from pointcloud_sivae.metrics.evaluator import GenerationEvaluator, reconstruction_metrics, summarize
+from pointcloud_sivae.models.latent_density import REG_COVAR
 from pointcloud_sivae.training.checkpoint import run_dir_of
 from pointcloud_sivae.utils.arrays import ArrayFileError, check_clouds, load_arrays
 from pointcloud_sivae.utils.runtime import select_device, write_json
@@ -84,8 +85,8 @@ def run_generation(args) -> dict:
               "seeds": args.seeds,
               "sampler": args.sampler,
               **({"gmm_components": args.gmm_components,
-                  "gmm": "full covariances, reg_covar 1e-4, fitted to the posterior means of the train split "
-                         "(Ghosh et al., ICLR 2020)"} if args.sampler == "gmm" else {}),
+                  "gmm": f"full covariances, reg_covar {REG_COVAR:g}, fitted to the posterior means of the train "
+                         "split (Ghosh et al., ICLR 2020)"} if args.sampler == "gmm" else {}),
               "prior_std": inf.model.prior_std, "distance_implementations": ev.distance_implementations(),
               "metrics": summary, "per_seed": per_seed, "timings": ev.timings}
     result["run_time_s"] = round(time.perf_counter() - t0, 3)

@@ -7,8 +7,9 @@ budget and seeds, score each, tabulate.
 For every (method, seed) a run ``<out>/runs/<method>-seed<seed>`` is trained with the
 same config, epochs and seed (a finished run is reused, an interrupted one resumed),
 then its checkpoint (``best.pt``, chosen on validation JSD, or ``last.pt``) is scored on
-the test split: the generation table of :mod:`pointcloud_sivae.metrics.evaluator` (|S| = |R|, prior samples
-seeded by the run's seed), reconstruction CD/EMD of posterior means, and the test
+the test split (or ``--split val``): the generation table of :mod:`pointcloud_sivae.metrics.evaluator`
+(|S| = |R| samples seeded by the run's seed, from the prior or ``--sampler gmm``), the samples'
+data-copying ratio ``nn-train-ratio`` (:func:`train_over_reference`), reconstruction CD/EMD of posterior means, and the test
 ELBO and importance-weighted ``log p(x)`` of :mod:`pointcloud_sivae.likelihood`.
 ``comparison.json`` and ``comparison.md`` hold per-run numbers, mean and std over
 seeds, training time, and the best method per metric with its margin.

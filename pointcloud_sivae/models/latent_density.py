@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 SAMPLERS = ("prior", "gmm")
+REG_COVAR = 1e-4  # added to each covariance's diagonal: 0.25 % of the variance of the package's prior (std 0.2)
 
 
 @dataclass(frozen=True)
@@ -33,15 +34,15 @@ class PosteriorGMM:
 
     @classmethod
     def fit(cls, codes: np.ndarray | torch.Tensor, components: int, *, seed: int = 0,
-            reg_covar: float = 1e-4) -> "PosteriorGMM":
+            reg_covar: float = REG_COVAR) -> "PosteriorGMM":
         """Fit ``components`` full-covariance Gaussians to ``codes`` (EM, k-means initialisation).
 
         Args:
             codes: (M, Z) posterior means of the training shapes.
             components: K, 1 <= K <= M.
             seed: the fit's ``random_state`` (k-means initialisation).
-            reg_covar: added to every covariance's diagonal, latent units squared (> 0); 1e-4 is
-                0.25 % of the variance of the package's prior (std 0.2).
+            reg_covar: added to every covariance's diagonal, latent units squared (> 0; default
+                :data:`REG_COVAR`).
 
         Returns:
             The fitted mixture.
