@@ -17,6 +17,8 @@ import math
 
 import torch
 
+from pointcloud_sivae.ops.chamfer import knn_indices, sq_dist_to_neighbors
+
 
 def objective_scales(num_points: int, scale_points: int = 2048, frame_diagonal: float = 1.0) -> tuple[float, float]:
     """``(s, c)``: the objective's scale ``s`` and the factor ``c`` that turns a Chamfer
@@ -145,10 +147,11 @@ def repulsion_penalty(clouds: torch.Tensor, radius: float = 0.5) -> torch.Tensor
     if not radius > 0:
         raise ValueError(f"repulsion radius must be positive, got {radius}")
     x = clouds.float()
-    sq = (x * x).sum(-1)
-    d2 = (sq[:, :, None] + sq[:, None, :] - 2 * x @ x.transpose(1, 2)).clamp_min(0)  # no sqrt: finite gradients
-    eye = torch.eye(x.shape[1], dtype=torch.bool, device=x.device)
-    nn2 = d2.masked_fill(eye, float("inf")).min(dim=2).values  # (B, N) squared nearest-other distance
+    with torch.autocast(x.device.type, enabled=False):  # distances in float32, as the Chamfer distance's
+        two = knn_indices(x, 2)  # (B, N, 2): the point itself and its nearest other, in either order on a tie
+        self_index = torch.arange(x.shape[1], device=x.device)
+        nearest = torch.where(two[..., 0] == self_index, two[..., 1], two[..., 0])
+        nn2 = sq_dist_to_neighbors(x, x, nearest)  # (B, N) squared; no sqrt: finite gradients
     h2 = radius**2 * nn2.detach().mean(dim=1, keepdim=True).clamp_min(1e-20)
     return torch.relu(1 - nn2 / h2).pow(2).mean(dim=1)
 

@@ -81,3 +81,13 @@ def test_the_step_logs_the_penalty_only_when_it_is_on(airplanes_256, tmp_path):
     assert 0 < terms["repulsion_fake"] < 1
     off = Trainer.new_run(tiny_config(airplanes_256, tmp_path, "off"))
     assert "repulsion_fake" not in off.train_step(off.train_points[:8], "soft-intro")
+
+
+def test_bf16_autocast_leaves_the_distances_in_float32():
+    """The trainer runs the step under bf16 autocast (``amp = bf16``, the main job's preset); the
+    penalty's nearest-neighbour search and distances must not follow it."""
+    x = torch.rand(4, 256, 3, generator=torch.Generator().manual_seed(0)) - 0.5
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_amp = repulsion_penalty(x)
+    assert under_amp.dtype == torch.float32
+    torch.testing.assert_close(under_amp, repulsion_penalty(x))

@@ -209,7 +209,7 @@ def _nearest(x: torch.Tensor, y: torch.Tensor, backend: str):
         return _NN[backend](x.detach(), y.detach())
 
 
-def _sq_dist_to_neighbors(points: torch.Tensor, others: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+def sq_dist_to_neighbors(points: torch.Tensor, others: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """(B, N) squared L2 distance from each point to ``others[idx]``, differentiable in both."""
     nn = torch.gather(others, 1, idx[..., None].expand(-1, -1, 3))
     return ((points - nn) ** 2).sum(-1)
@@ -244,8 +244,8 @@ class Chamfer:
         _validate(x, y)
         with torch.autocast(x.device.type, enabled=False):
             idx_xy, idx_yx = _nearest(x, y, self.name)
-            d_xy = _sq_dist_to_neighbors(x, y, idx_xy)
-            d_yx = _sq_dist_to_neighbors(y, x, idx_yx)
+            d_xy = sq_dist_to_neighbors(x, y, idx_xy)
+            d_yx = sq_dist_to_neighbors(y, x, idx_yx)
         if point_reduction == "mean":
             return d_xy.mean(1) + d_yx.mean(1)
         return d_xy.sum(1) + d_yx.sum(1)
