@@ -22,7 +22,7 @@ import numpy as np
 from eval.tables import format_table, result_header
 from pointcloud_sivae.inference import Inference
 from pointcloud_sivae.metrics.evaluator import GenerationEvaluator, reconstruction_metrics, summarize
-from pointcloud_sivae.models.latent_density import REG_COVAR
+from pointcloud_sivae.models.latent_density import sampler_record
 from pointcloud_sivae.training.checkpoint import run_dir_of
 from pointcloud_sivae.utils.arrays import ArrayFileError, check_clouds, load_arrays
 from pointcloud_sivae.utils.runtime import select_device, write_json
@@ -83,10 +83,7 @@ def run_generation(args) -> dict:
               "data_normalization": split.manifest["normalization"], "num_samples": n_s,
               "num_reference": len(ref), "num_points": int(ref.shape[1]), "point_subset": split.subset,
               "seeds": args.seeds,
-              "sampler": args.sampler,
-              **({"gmm_components": args.gmm_components,
-                  "gmm": f"full covariances, reg_covar {REG_COVAR:g}, fitted to the posterior means of the train "
-                         "split (Ghosh et al., ICLR 2020)"} if args.sampler == "gmm" else {}),
+              **sampler_record(args.sampler, args.gmm_components),
               "prior_std": inf.model.prior_std, "distance_implementations": ev.distance_implementations(),
               "metrics": summary, "per_seed": per_seed, "timings": ev.timings}
     result["run_time_s"] = round(time.perf_counter() - t0, 3)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pointcloud_sivae.cli import add_sampler, base_parser, bounded_int, run
 from pointcloud_sivae.inference import Inference, write_clouds
+from pointcloud_sivae.models.latent_density import sampler_record
 from pointcloud_sivae.utils.render import ROLE_COLORS, HeadlessRenderer, save_png, strip
 
 
@@ -25,7 +26,7 @@ def sample(args) -> None:
     out = Path(args.out)
     write_clouds(out, {"sample": clouds}, names, {
         "kind": "sample", "checkpoint": str(inf.checkpoint), "epoch": inf.state["epoch"], "seed": args.seed,
-        "sampler": args.sampler, **({"gmm_components": args.gmm_components} if args.sampler == "gmm" else {}),
+        **sampler_record(args.sampler, args.gmm_components),
         "prior_std": inf.model.prior_std, "num_points": inf.num_points, "frame": "output (evaluation) frame",
         "normalization": inf.normalization})
     if not args.no_render:

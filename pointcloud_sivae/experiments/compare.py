@@ -32,6 +32,7 @@ from pointcloud_sivae.likelihood import fit_obs_std, score_clouds
 from pointcloud_sivae.metrics.distances import pairwise_chamfer
 from pointcloud_sivae.metrics.evaluator import DISPLAY, GenerationEvaluator, reconstruction_metrics, summarize
 from pointcloud_sivae.metrics.protocols import apply_protocol
+from pointcloud_sivae.models.latent_density import sampler_record
 from pointcloud_sivae.training.checkpoint import load_checkpoint, resumed_config
 from pointcloud_sivae.training.config import FLAG_SECTION, METHODS, config_for_data, resolve_config
 from pointcloud_sivae.utils.runtime import die_with_parent, provenance, write_json
@@ -332,8 +333,8 @@ def run_compare(args) -> dict:
         "checkpoint_choice": args.checkpoint_choice, "protocol": args.protocol,
         "data_normalization": ev.normalization, "num_reference": int(len(ev.reference)),
         "num_points": int(ev.reference.shape[1]), "distance_implementations": ev.distance_implementations(),
-        "split": getattr(args, "split", "test"), "sampler": getattr(args, "sampler", "prior"),
-        **({"gmm_components": args.gmm_components} if getattr(args, "sampler", "prior") == "gmm" else {}),
+        "split": getattr(args, "split", "test"),
+        **sampler_record(getattr(args, "sampler", "prior"), getattr(args, "gmm_components", 10)),
         "num_importance_samples": args.num_importance,
         "observation_model": "Gaussian mixture at the decoded points, sigma fitted per run on its training split",
         "units": {k: (unit or "raw") for k, (_, _, unit) in COLUMNS.items()},

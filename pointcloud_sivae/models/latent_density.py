@@ -19,6 +19,16 @@ SAMPLERS = ("prior", "gmm")
 REG_COVAR = 1e-4  # added to each covariance's diagonal: 0.25 % of the variance of the package's prior (std 0.2)
 
 
+def sampler_record(sampler: str, components: int) -> dict:
+    """What a result file says of its sampler: ``{"sampler": ...}``, and for ``gmm`` its component
+    count and how the mixture was fitted."""
+    if sampler != "gmm":
+        return {"sampler": sampler}
+    return {"sampler": sampler, "gmm_components": components,
+            "gmm": f"full covariances, reg_covar {REG_COVAR:g}, fitted to the posterior means of the train split "
+                   "(Ghosh et al., ICLR 2020)"}
+
+
 @dataclass(frozen=True)
 class PosteriorGMM:
     """A Gaussian mixture over latent codes, fitted to posterior means.
