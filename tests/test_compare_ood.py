@@ -133,3 +133,22 @@ def test_compare_per_method_settings(airplanes_256, tmp_path):
     vae, si = _train_config(args, "vae", 0), _train_config(args, "soft-intro", 0)
     assert (vae.loss.beta_kl, vae.optim.warmup_epochs, vae.model.z_dim) == (2.0, 0, 16)
     assert (si.loss.beta_kl, si.optim.warmup_epochs, si.model.z_dim) == (1.0, 3, 16)
+
+
+def test_compare_baselines_train_without_the_presets_repulsion(airplanes_256, tmp_path):
+    """mn40-256's repulsion penalty is a Soft-IntroVAE decoder-step term: the VAE and IntroVAE runs of
+    `compare --preset mn40-256` train without it; asking for it in their runs is refused up front."""
+    from types import SimpleNamespace
+
+    from pointcloud_sivae.experiments.compare import _train_config
+
+    def args(*overrides):
+        return SimpleNamespace(overrides=list(overrides), epochs=1, out=tmp_path, data_root=str(airplanes_256),
+                               category="airplane", device="cpu", progress=False, config=None, preset="mn40-256")
+
+    assert _train_config(args(), "soft-intro", 0).loss.beta_repulsion == 0.005
+    assert _train_config(args(), "vae", 0).loss.beta_repulsion == 0.0
+    assert _train_config(args(), "intro", 0).loss.beta_repulsion == 0.0
+    assert _train_config(args("soft-intro:beta_repulsion=0.02"), "soft-intro", 0).loss.beta_repulsion == 0.02
+    with pytest.raises(ValueError, match="reaches the vae runs.*soft-intro:beta_repulsion"):
+        _train_config(args("beta_repulsion=0.02"), "vae", 0)

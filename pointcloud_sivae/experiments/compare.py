@@ -76,10 +76,19 @@ def _train_config(args, method: str, seed: int):
         if key in ("method", "seed", "epochs", "run_name", "out_dir", "data_root", "category"):
             raise ValueError(f"--set {key}=...: the comparison sets {key} itself; use its own option")
         flags[key] = value
+    if method != "soft-intro" and "beta_repulsion" not in flags:
+        # The repulsion penalty is a term of the Soft-IntroVAE decoder step (a preset's, e.g. mn40-256):
+        # the baselines train without it, as their objectives have no such step.
+        flags["beta_repulsion"] = 0.0
     flags.update(method=method, seed=seed, epochs=args.epochs, run_name=f"{method}-seed{seed}",
                  out_dir=str(args.out / "runs"), data_root=args.data_root, category=args.category,
                  device=args.device, progress=args.progress)
-    return resolve_config(args.config, flags, getattr(args, "preset", None))
+    cfg = resolve_config(args.config, flags, getattr(args, "preset", None))
+    if method != "soft-intro" and cfg.loss.beta_repulsion > 0:
+        raise ValueError(f"--set beta_repulsion={cfg.loss.beta_repulsion} reaches the {method} runs, whose "
+                         f"objective has no decoder step for it; set it for soft-intro only "
+                         f"(--set soft-intro:beta_repulsion=...)")
+    return cfg
 
 
 def train_one(args, method: str, seed: int) -> tuple[Path, float]:
