@@ -307,6 +307,15 @@ def test_parse_grid_is_the_product_in_order():
         parse_grid(["a=1", "a=2"])
 
 
+def test_sweep_checks_every_method_before_training(airplanes_256, tmp_path, capfd):
+    """A cell that gives the VAE a term its objective lacks is refused before the Soft-IntroVAE trains."""
+    argv = ["--data-root", str(airplanes_256), "--epochs", "1", "--seeds", "0", "--device", "cpu",
+            "--cell", "beta_repulsion=0.02", "--methods", "soft-intro", "vae", "--out", str(tmp_path / "s")]
+    assert sweep_main(argv) == 2
+    assert "reaches the vae runs" in capfd.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
 def test_sweep_scores_every_cell_on_val_and_reuses_runs(airplanes_256, tmp_path, capfd):
     out = tmp_path / "sweep"
     argv = ["--data-root", str(airplanes_256), "--epochs", "1", "--seeds", "0", "1", "--device", "cpu",

@@ -106,8 +106,9 @@ def run_sweep(args) -> dict:
     if args.jobs < 1:
         raise ValueError(f"--jobs must be positive, got {args.jobs}")
     jobs = [(cell, method, seed) for cell in cells for method in args.methods for seed in args.seeds]
-    for cell in cells:  # every cell's flags checked before anything trains
-        _train_config(_cell_args(args, cell), args.methods[0], args.seeds[0])
+    for cell in cells:  # every cell's flags, for every method, checked before anything trains
+        for method in args.methods:
+            _train_config(_cell_args(args, cell), method, args.seeds[0])
     _check_protocol(args)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"[sweep] {len(cells)} cell(s) x {len(args.methods)} method(s) x {len(args.seeds)} seed(s) = "
