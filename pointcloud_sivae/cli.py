@@ -121,14 +121,15 @@ def add_num_importance(p: argparse.ArgumentParser, default: int, low: int = 0) -
 
 def add_sampler(p: argparse.ArgumentParser) -> None:
     """``--sampler`` and ``--gmm-components``: where the latent codes of generated clouds come from."""
-    from pointcloud_sivae.models.latent_density import SAMPLERS
+    from pointcloud_sivae.models.latent_density import DEFAULT_GMM_COMPONENTS, DEFAULT_SAMPLER, SAMPLERS
 
-    p.add_argument("--sampler", choices=SAMPLERS, default="prior",
+    p.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER,
                    help="latent codes of generated clouds: prior (the model's N(0, prior_std^2 I)) or gmm (a Gaussian "
                         "mixture fitted to the posterior means of the training split after training, Ghosh et al. "
-                        "2020) (default: prior)")
-    p.add_argument("--gmm-components", type=bounded_int(1), default=10,
-                   help="components of the --sampler gmm mixture (full covariances), >= 1 (default: 10)")
+                        f"2020) (default: {DEFAULT_SAMPLER})")
+    p.add_argument("--gmm-components", type=bounded_int(1), default=DEFAULT_GMM_COMPONENTS,
+                   help="components of the --sampler gmm mixture (full covariances), >= 1 "
+                        f"(default: {DEFAULT_GMM_COMPONENTS})")
 
 
 def command_parser(prog: str, description: str, add_options) -> argparse.ArgumentParser:

@@ -79,3 +79,15 @@ def test_the_copying_statistic_flags_copies_and_not_average_shapes():
     assert train_over_reference(copies, train, ref, "numba", "cpu") / held_out < 0.05
     assert 0.8 < train_over_reference(fresh, train, ref, "numba", "cpu") / held_out < 1.25
     assert train_over_reference(average, train, ref, "numba", "cpu") / held_out > 0.8
+
+
+def test_commands_without_sampler_options_get_the_cli_defaults():
+    import argparse
+
+    from pointcloud_sivae.cli import add_sampler
+    from pointcloud_sivae.models.latent_density import sampler_of
+
+    p = argparse.ArgumentParser()
+    add_sampler(p)
+    assert sampler_of(argparse.Namespace()) == sampler_of(p.parse_args([])) == ("prior", 10)  # a sweep's args
+    assert sampler_of(p.parse_args(["--sampler", "gmm", "--gmm-components", "30"])) == ("gmm", 30)

@@ -32,7 +32,7 @@ from pointcloud_sivae.likelihood import fit_obs_std, score_clouds
 from pointcloud_sivae.metrics.distances import pairwise_chamfer
 from pointcloud_sivae.metrics.evaluator import DISPLAY, GenerationEvaluator, reconstruction_metrics, summarize
 from pointcloud_sivae.metrics.protocols import apply_protocol
-from pointcloud_sivae.models.latent_density import sampler_record
+from pointcloud_sivae.models.latent_density import sampler_of, sampler_record
 from pointcloud_sivae.training.checkpoint import load_checkpoint, resumed_config
 from pointcloud_sivae.training.config import FLAG_SECTION, METHODS, config_for_data, resolve_config
 from pointcloud_sivae.utils.runtime import die_with_parent, provenance, write_json
@@ -167,7 +167,7 @@ def score_run(args, run_dir: Path, seed: int, ev_cache: dict) -> dict[str, float
         ev_cache["ev"] = GenerationEvaluator(ref, norm, protocol=args.protocol, emd=args.emd, device=inf.device,
                                              chamfer_backend=backend, jsd_allow_outside=True)  # strays count
     ev = ev_cache["ev"]
-    sampler, components = getattr(args, "sampler", "prior"), getattr(args, "gmm_components", 10)
+    sampler, components = sampler_of(args)
     sample = inf.decode(inf.latents(len(ref), seed, sampler, components))
     out = dict(ev(sample))
     if "train_points" not in ev_cache:  # the data-copying guard's baseline: the held-out shapes' own value
@@ -343,7 +343,7 @@ def run_compare(args) -> dict:
         "data_normalization": ev.normalization, "num_reference": int(len(ev.reference)),
         "num_points": int(ev.reference.shape[1]), "distance_implementations": ev.distance_implementations(),
         "split": getattr(args, "split", "test"),
-        **sampler_record(getattr(args, "sampler", "prior"), getattr(args, "gmm_components", 10)),
+        **sampler_record(*sampler_of(args)),
         "num_importance_samples": args.num_importance,
         "observation_model": "Gaussian mixture at the decoded points, sigma fitted per run on its training split",
         "units": {k: (unit or "raw") for k, (_, _, unit) in COLUMNS.items()},

@@ -16,7 +16,15 @@ import numpy as np
 import torch
 
 SAMPLERS = ("prior", "gmm")
+DEFAULT_SAMPLER = "prior"  # the commands' --sampler default
+DEFAULT_GMM_COMPONENTS = 10  # --gmm-components: Ghosh et al.'s count, and stage 7's val choice (docs/results.md)
 REG_COVAR = 1e-4  # added to each covariance's diagonal: 0.25 % of the variance of the package's prior (std 0.2)
+
+
+def sampler_of(args) -> tuple[str, int]:
+    """``(sampler, gmm_components)`` of a command's parsed arguments; the defaults where the command
+    has no sampler options (a sweep scores prior samples)."""
+    return (getattr(args, "sampler", DEFAULT_SAMPLER), getattr(args, "gmm_components", DEFAULT_GMM_COMPONENTS))
 
 
 def sampler_record(sampler: str, components: int) -> dict:
