@@ -1,5 +1,6 @@
 """The ex-post Gaussian-mixture sampler (``--sampler gmm``) and compare's data-copying statistic."""
 
+import argparse
 import json
 
 import numpy as np
@@ -7,9 +8,10 @@ import pytest
 import torch
 
 from eval.__main__ import main as eval_main
+from pointcloud_sivae.cli import add_sampler
 from pointcloud_sivae.experiments.compare import reference_train_over_reference, train_over_reference
 from pointcloud_sivae.inference import Inference
-from pointcloud_sivae.models.latent_density import PosteriorGMM
+from pointcloud_sivae.models.latent_density import PosteriorGMM, sampler_of
 
 
 def _two_clusters(n: int = 400, z: int = 4) -> np.ndarray:
@@ -82,11 +84,6 @@ def test_the_copying_statistic_flags_copies_and_not_average_shapes():
 
 
 def test_commands_without_sampler_options_get_the_cli_defaults():
-    import argparse
-
-    from pointcloud_sivae.cli import add_sampler
-    from pointcloud_sivae.models.latent_density import sampler_of
-
     p = argparse.ArgumentParser()
     add_sampler(p)
     assert sampler_of(argparse.Namespace()) == sampler_of(p.parse_args([])) == ("prior", 10)  # a sweep's args
