@@ -1,13 +1,14 @@
 """The comparison and OOD commands, end to end on the real data at 256 points."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from eval.__main__ import main as eval_main
 from pointcloud_sivae.compare import main as compare_main
-from pointcloud_sivae.experiments.compare import best_per_metric
+from pointcloud_sivae.experiments.compare import _train_config, best_per_metric
 from eval.ood import auroc
 
 from .conftest import SHARED_DATA
@@ -122,14 +123,14 @@ def test_compare_checks_the_protocol_before_training(airplanes_256, tmp_path, ca
     assert not (tmp_path / "c" / "runs").exists()  # nothing trained
 
 
+def _compare_args(root, out, overrides, preset=None) -> SimpleNamespace:
+    """The parsed arguments of `compare` that `_train_config` reads."""
+    return SimpleNamespace(overrides=list(overrides), epochs=1, out=out, data_root=str(root), category="airplane",
+                           device="cpu", progress=False, config=None, preset=preset)
+
+
 def test_compare_per_method_settings(airplanes_256, tmp_path):
-    from types import SimpleNamespace
-
-    from pointcloud_sivae.experiments.compare import _train_config
-
-    args = SimpleNamespace(overrides=["vae:beta_kl=2", "soft-intro:warmup_epochs=3", "z_dim=16"], epochs=1,
-                           out=tmp_path, data_root=str(airplanes_256), category="airplane", device="cpu",
-                           progress=False, config=None, preset=None)
+    args = _compare_args(airplanes_256, tmp_path, ["vae:beta_kl=2", "soft-intro:warmup_epochs=3", "z_dim=16"])
     vae, si = _train_config(args, "vae", 0), _train_config(args, "soft-intro", 0)
     assert (vae.loss.beta_kl, vae.optim.warmup_epochs, vae.model.z_dim) == (2.0, 0, 16)
     assert (si.loss.beta_kl, si.optim.warmup_epochs, si.model.z_dim) == (1.0, 3, 16)
@@ -138,13 +139,8 @@ def test_compare_per_method_settings(airplanes_256, tmp_path):
 def test_compare_baselines_train_without_the_presets_repulsion(airplanes_256, tmp_path):
     """mn40-256's repulsion penalty is a Soft-IntroVAE decoder-step term: the VAE and IntroVAE runs of
     `compare --preset mn40-256` train without it; asking for it in their runs is refused up front."""
-    from types import SimpleNamespace
-
-    from pointcloud_sivae.experiments.compare import _train_config
-
     def args(*overrides):
-        return SimpleNamespace(overrides=list(overrides), epochs=1, out=tmp_path, data_root=str(airplanes_256),
-                               category="airplane", device="cpu", progress=False, config=None, preset="mn40-256")
+        return _compare_args(airplanes_256, tmp_path, overrides, preset="mn40-256")
 
     assert _train_config(args(), "soft-intro", 0).loss.beta_repulsion == 0.005
     assert _train_config(args(), "vae", 0).loss.beta_repulsion == 0.0
