@@ -380,6 +380,18 @@ def test_presets_are_listed_and_each_trains_with_finite_diagnostics(airplanes_25
         resolve_config(None, {}, preset="nope")
 
 
+def test_vae_baseline_preset_differs_from_the_main_preset_in_the_objective_only():
+    """mn40-256-vae is the done criterion's same-budget baseline (docs/results.md, stage 11): same
+    model, optimiser, data and training settings as mn40-256; only the loss (method, b_kl and the
+    Soft-IntroVAE-only weights) may differ."""
+    main_cfg, vae_cfg = (resolve_config(None, {}, preset=name).to_dict() for name in ("mn40-256", "mn40-256-vae"))
+    assert (main_cfg["loss"]["method"], vae_cfg["loss"]["method"]) == ("soft-intro", "vae")
+    for section in ("model", "optim", "data", "train"):
+        assert vae_cfg[section] == main_cfg[section], section
+    assert vae_cfg["loss"]["beta_rec"] == main_cfg["loss"]["beta_rec"]
+    assert vae_cfg["loss"]["scale_points"] == main_cfg["loss"]["scale_points"]
+
+
 def test_naive_benchmark_step_uses_the_official_encoder_order():
     import importlib.util
 
