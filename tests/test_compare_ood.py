@@ -142,7 +142,7 @@ def test_compare_baselines_train_without_the_presets_repulsion(airplanes_256, tm
     def args(*overrides):
         return _compare_args(airplanes_256, tmp_path, overrides, preset="mn40-256")
 
-    assert _train_config(args(), "soft-intro", 0).loss.beta_repulsion == 0.005
+    assert _train_config(args(), "soft-intro", 0).loss.beta_repulsion == 0.0025
     assert _train_config(args(), "vae", 0).loss.beta_repulsion == 0.0
     assert _train_config(args(), "intro", 0).loss.beta_repulsion == 0.0
     assert _train_config(args("soft-intro:beta_repulsion=0.02"), "soft-intro", 0).loss.beta_repulsion == 0.02
