@@ -22,7 +22,7 @@ import numpy as np
 from eval.tables import format_table, result_header
 from pointcloud_sivae.inference import Inference
 from pointcloud_sivae.metrics.evaluator import GenerationEvaluator, reconstruction_metrics, summarize
-from pointcloud_sivae.models.latent_density import sampler_record
+from pointcloud_sivae.models.latent_density import sampler_label, sampler_record
 from pointcloud_sivae.training.checkpoint import run_dir_of
 from pointcloud_sivae.utils.arrays import ArrayFileError, check_clouds, load_arrays
 from pointcloud_sivae.utils.runtime import select_device, write_json
@@ -73,10 +73,9 @@ def run_generation(args) -> dict:
         per_seed.append(metrics)
         print(f"seed {seed}: " + ", ".join(f"{k} {v:.5g}" for k, v in metrics.items()), file=sys.stderr)
     summary = summarize(per_seed)
-    sampler = "prior" if args.sampler == "prior" else f"gmm of {args.gmm_components} components"
     print(format_table(summary, f"generation: {inf.config['data']['category']} {args.split}, "
                                 f"protocol {args.protocol}, |S|={n_s}, |R|={len(ref)}, seeds {args.seeds}, "
-                                f"sampler {sampler}"))
+                                f"sampler {sampler_label(args.sampler, args.gmm_components)}"))
     _report_jsd_outside(ev)
     result = {**result_header(args, t0), "kind": "generation", "checkpoint": str(inf.checkpoint),
               "epoch": inf.state["epoch"], "category": inf.config["data"]["category"], "split": args.split,
@@ -87,7 +86,8 @@ def run_generation(args) -> dict:
               "prior_std": inf.model.prior_std, "distance_implementations": ev.distance_implementations(),
               "metrics": summary, "per_seed": per_seed, "timings": ev.timings}
     result["run_time_s"] = round(time.perf_counter() - t0, 3)
-    tag = "" if args.sampler == "prior" else f"_gmm{args.gmm_components}"
+    tag = {"prior": "", "gmm": "_gmm", "gmm-aggregate": "_gmmagg"}[args.sampler]
+    tag += f"{args.gmm_components}" if tag else ""
     write_json(result, args.out or run_dir / "eval" / f"generation_{args.split}_{args.protocol}{tag}.json")
     return result
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pointcloud_sivae.models.latent_density import SAMPLERS, PosteriorGMM
+from pointcloud_sivae.models.latent_density import MIXTURES, SAMPLERS, PosteriorGMM, posterior_draws
 from pointcloud_sivae.training.checkpoint import load_model, resolve_checkpoint_path
 from pointcloud_sivae.data.prepared import load_split
 from pointcloud_sivae.data.normalization import EvaluationFrame
@@ -46,7 +46,7 @@ class Inference:
         self.num_points = self.model.num_points
         self.data_root = data_root or self.config["data"]["data_root"]
         self.frame = EvaluationFrame.of(self.normalization)  # model frame <-> evaluation frame
-        self._gmm: dict[int, PosteriorGMM] = {}  # ex-post mixtures by component count, fitted on first use
+        self._gmm: dict[tuple[str, int], PosteriorGMM] = {}  # ex-post mixtures by sampler and component count
 
     def split(self, name: str, root: str | None = None, category: str | None = None):
         """A prepared split at the model's point count: every cloud's fixed subset when the data
@@ -83,27 +83,37 @@ class Inference:
         return self.model.sample_prior(n, generator=g)
 
     def latents(self, n: int, seed: int, sampler: str = "prior", components: int = 10) -> torch.Tensor:
-        """``n`` latent codes (n, Z) from ``sampler``: ``prior`` (:meth:`prior`) or ``gmm``
-        (:meth:`posterior_gmm` with ``components``), fixed by ``seed``.
+        """``n`` latent codes (n, Z) from ``sampler``: ``prior`` (:meth:`prior`), ``gmm`` or
+        ``gmm-aggregate`` (:meth:`posterior_gmm` with ``components``), fixed by ``seed``.
 
         Raises:
             ValueError: an unknown sampler, or more components than training shapes.
-            MissingDataError: ``gmm`` without the run's prepared training split.
+            MissingDataError: a mixture without the run's prepared training split.
         """
         if sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
         if sampler == "prior":
             return self.prior(n, seed)
-        return self.posterior_gmm(components).sample(n, seed).to(self.device)
+        return self.posterior_gmm(components, sampler).sample(n, seed).to(self.device)
 
-    def posterior_gmm(self, components: int) -> PosteriorGMM:
-        """The ex-post Gaussian mixture (:class:`PosteriorGMM`, ``random_state`` 0) of the posterior
-        means of the training split (each cloud's fixed subset at the model's N); fitted once per
-        ``components`` and kept."""
-        if components not in self._gmm:
-            self._gmm[components] = PosteriorGMM.fit(self.encode(self.split("train").nonempty().points.numpy()),
-                                                     components, seed=0)
-        return self._gmm[components]
+    def posterior_gmm(self, components: int, sampler: str = "gmm") -> PosteriorGMM:
+        """The ex-post Gaussian mixture (:class:`PosteriorGMM`, ``random_state`` 0) of the training
+        split (each cloud's fixed subset at the model's N): fitted to the posterior means (``gmm``)
+        or to draws from the posteriors, the aggregated posterior (``gmm-aggregate``,
+        :func:`~pointcloud_sivae.models.latent_density.posterior_draws`); fitted once per sampler and
+        ``components`` and kept.
+
+        Raises:
+            ValueError: ``sampler`` is not a mixture, or more components than codes.
+        """
+        if sampler not in MIXTURES:
+            raise ValueError(f"{sampler!r} is not a mixture sampler; use gmm or gmm-aggregate")
+        if (sampler, components) not in self._gmm:
+            clouds = torch.from_numpy(self.split("train").nonempty().points.numpy().astype(np.float32)).to(self.device)
+            mu, logvar = self.model.posteriors(clouds)
+            codes = mu if sampler == "gmm" else posterior_draws(mu, logvar)
+            self._gmm[sampler, components] = PosteriorGMM.fit(codes, components, seed=0)
+        return self._gmm[sampler, components]
 
     # shapes
     def shape(self, spec: str, resample: bool = False, seed: int = 0) -> tuple[str, np.ndarray]:

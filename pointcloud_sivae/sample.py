@@ -1,4 +1,4 @@
-"""``python -m pointcloud_sivae.sample``: draw clouds from a trained checkpoint (its prior, or ``--sampler gmm``).
+"""``python -m pointcloud_sivae.sample``: draw clouds from a trained checkpoint (its prior, or a ``--sampler`` mixture).
 
     python -m pointcloud_sivae.sample --checkpoint runs/<run> -n 16 --seed 0 --out samples/
 

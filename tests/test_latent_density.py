@@ -1,4 +1,5 @@
-"""The ex-post Gaussian-mixture sampler (``--sampler gmm``) and compare's data-copying statistic."""
+"""The ex-post Gaussian-mixture samplers (``--sampler gmm``, ``gmm-aggregate``) and compare's data-copying
+statistic."""
 
 import argparse
 import json
@@ -11,7 +12,7 @@ from eval.__main__ import main as eval_main
 from pointcloud_sivae.cli import add_sampler
 from pointcloud_sivae.experiments.compare import reference_train_over_reference, train_over_reference
 from pointcloud_sivae.inference import Inference
-from pointcloud_sivae.models.latent_density import PosteriorGMM, sampler_of
+from pointcloud_sivae.models.latent_density import PosteriorGMM, posterior_draws, sampler_of, sampler_record
 
 
 def _two_clusters(n: int = 400, z: int = 4) -> np.ndarray:
@@ -46,6 +47,25 @@ def test_bad_fits_are_refused():
         PosteriorGMM.fit(np.full((5, 3), np.nan), 1)
 
 
+def test_posterior_draws_follow_each_posterior_and_add_its_variance_to_the_means_spread():
+    rng = np.random.default_rng(0)
+    mu = torch.from_numpy(rng.normal(0.0, 0.5, (300, 3)))
+    logvar = torch.log(torch.tensor([0.04, 0.25, 1.0], dtype=torch.float64)).expand(300, 3)
+    z = posterior_draws(mu, logvar, draws=200, seed=3)
+    assert z.shape == (300 * 200, 3) and z.dtype == torch.float64
+    per_shape = z.reshape(300, 200, 3)
+    np.testing.assert_allclose(per_shape.mean(1), mu, atol=0.3)  # 200 draws: 3.5 standard errors of std 1
+    np.testing.assert_allclose((per_shape - mu[:, None]).std((0, 1)), [0.2, 0.5, 1.0], rtol=0.02)
+    # the law of total variance: Cov(mu) + E[sigma^2] per dimension
+    np.testing.assert_allclose(z.var(0), mu.var(0) + logvar[0].exp(), rtol=0.03)
+    torch.testing.assert_close(posterior_draws(mu, logvar, 2, seed=3), posterior_draws(mu, logvar, 2, seed=3))
+    assert not torch.equal(posterior_draws(mu, logvar, 2, seed=3), posterior_draws(mu, logvar, 2, seed=4))
+    with pytest.raises(ValueError, match=r"both be \(M, Z\)"):
+        posterior_draws(mu, logvar[:, :2])
+    with pytest.raises(ValueError, match="at least 1"):
+        posterior_draws(mu, logvar, draws=0)
+
+
 def test_inference_draws_codes_from_the_prior_or_the_mixture(trained_run):
     inf = Inference(trained_run, "cpu")
     prior = inf.latents(6, seed=0)
@@ -59,6 +79,22 @@ def test_inference_draws_codes_from_the_prior_or_the_mixture(trained_run):
     assert inf.posterior_gmm(2) is inf.posterior_gmm(2)  # fitted once
     with pytest.raises(ValueError, match="unknown sampler 'flow'"):
         inf.latents(2, 0, sampler="flow")
+    with pytest.raises(ValueError, match="not a mixture sampler"):
+        inf.posterior_gmm(2, "prior")
+
+
+def test_the_aggregate_mixture_holds_the_posterior_variance_that_the_means_mixture_leaves_out(trained_run):
+    inf = Inference(trained_run, "cpu")
+    mu, logvar = inf.model.posteriors(torch.from_numpy(inf.split("train").nonempty().points.numpy()))
+    means, aggregate = inf.posterior_gmm(1, "gmm"), inf.posterior_gmm(1, "gmm-aggregate")
+    assert aggregate is inf.posterior_gmm(1, "gmm-aggregate") and aggregate is not means
+    cov = lambda g: (g.cholesky[0] @ g.cholesky[0].T).diagonal()  # noqa: E731
+    # one component: the means' covariance, plus the posteriors' mean variance (10 draws per shape)
+    np.testing.assert_allclose(cov(means), mu.double().var(0, correction=0) + 1e-4, rtol=1e-6)
+    expected = mu.double().var(0) + logvar.double().exp().mean(0) + 1e-4
+    assert abs(cov(aggregate).sum() / expected.sum().item() - 1) < 0.1
+    z = inf.latents(4, seed=0, sampler="gmm-aggregate", components=1)
+    assert z.shape == (4, inf.model.z_dim) and z.dtype == torch.float32
 
 
 def test_generation_command_with_the_mixture(trained_run, tmp_path):
@@ -67,6 +103,11 @@ def test_generation_command_with_the_mixture(trained_run, tmp_path):
                       "--progress", "false"]) == 0
     r = json.loads((trained_run / "eval" / "generation_val_pointflow_gmm3.json").read_text())
     assert r["sampler"] == "gmm" and r["gmm_components"] == 3 and 0 < r["metrics"]["COV-CD"]["mean"] <= 1
+    assert eval_main(["generation", "--checkpoint", str(trained_run), "--split", "val", "--num-samples", "6",
+                      "--sampler", "gmm-aggregate", "--gmm-components", "2", "--emd", "none", "--device", "cpu",
+                      "--progress", "false"]) == 0
+    r = json.loads((trained_run / "eval" / "generation_val_pointflow_gmmagg2.json").read_text())
+    assert r["sampler"] == "gmm-aggregate" and r["gmm_components"] == 2 and "draws per shape" in r["gmm"]
 
 
 def test_the_copying_statistic_flags_copies_and_not_average_shapes():
@@ -88,3 +129,6 @@ def test_commands_without_sampler_options_get_the_cli_defaults():
     add_sampler(p)
     assert sampler_of(argparse.Namespace()) == sampler_of(p.parse_args([])) == ("prior", 10)  # a sweep's args
     assert sampler_of(p.parse_args(["--sampler", "gmm", "--gmm-components", "30"])) == ("gmm", 30)
+    assert sampler_of(p.parse_args(["--sampler", "gmm-aggregate"])) == ("gmm-aggregate", 10)
+    assert sampler_record("prior", 10) == {"sampler": "prior"}
+    assert "posterior means" in sampler_record("gmm", 10)["gmm"] and "aggregated" in sampler_record("gmm-aggregate", 3)["gmm"]

@@ -8,7 +8,7 @@ For every (method, seed) a run ``<out>/runs/<method>-seed<seed>`` is trained wit
 same config, epochs and seed (a finished run is reused, an interrupted one resumed),
 then its checkpoint (``best.pt``, chosen on validation JSD, or ``last.pt``) is scored on
 the test split (or ``--split val``): the generation table of :mod:`pointcloud_sivae.metrics.evaluator`
-(|S| = |R| samples seeded by the run's seed, from the prior or ``--sampler gmm``), the samples'
+(|S| = |R| samples seeded by the run's seed, from the prior or a ``--sampler`` mixture), the samples'
 data-copying ratio ``nn-train-ratio`` (:func:`train_over_reference`), reconstruction CD/EMD of posterior means, and the test
 ELBO and importance-weighted ``log p(x)`` of :mod:`pointcloud_sivae.likelihood`.
 ``comparison.json`` and ``comparison.md`` hold per-run numbers, mean and std over
@@ -260,8 +260,9 @@ def sampler_text(result: dict) -> str:
     """How the scored samples' latent codes were drawn, in words."""
     if result.get("sampler", "prior") == "prior":
         return "prior samples"
-    return (f"codes from a {result['gmm_components']}-component Gaussian mixture fitted to the training split's "
-            "posterior means")
+    fitted_to = ("posterior means" if result["sampler"] == "gmm" else
+                 "posterior draws (the aggregated posterior)")
+    return f"codes from a {result['gmm_components']}-component Gaussian mixture fitted to the training split's {fitted_to}"
 
 
 def to_markdown(result: dict) -> str:

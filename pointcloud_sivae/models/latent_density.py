@@ -6,6 +6,13 @@ shapes although reconstructions are good. Ex-post density estimation fits a Gaus
 the posterior means of the training set and samples it instead (Ghosh et al., "From Variational to
 Deterministic Autoencoders", ICLR 2020, section 4; 10 full-covariance components there). The
 fit is scikit-learn's ``GaussianMixture``; sampling is done here, so that a seed fixes the draws.
+
+Ghosh et al. fit the means because their autoencoders are deterministic. A VAE's decoder is trained
+on draws ``z ~ q(z|x) = N(mu(x), diag sigma^2(x))``, whose covariance over the training set is
+``Cov(mu) + E[diag sigma^2]`` (the law of total variance), so a mixture of the means alone holds only
+part of the aggregated posterior's spread. ``gmm-aggregate`` fits the same mixture to
+:data:`AGGREGATE_DRAWS` draws from every training shape's posterior instead (docs/results.md,
+stage 14).
 """
 
 from __future__ import annotations
@@ -15,10 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-SAMPLERS = ("prior", "gmm")
+SAMPLERS = ("prior", "gmm", "gmm-aggregate")
+MIXTURES = ("gmm", "gmm-aggregate")  # the samplers that fit a mixture (and take --gmm-components)
 DEFAULT_SAMPLER = "prior"  # the commands' --sampler default
 DEFAULT_GMM_COMPONENTS = 10  # --gmm-components: Ghosh et al.'s count, and stage 7's val choice (docs/results.md)
 REG_COVAR = 1e-4  # added to each covariance's diagonal: 0.25 % of the variance of the package's prior (std 0.2)
+AGGREGATE_DRAWS = 10  # gmm-aggregate: posterior draws per training shape that the mixture is fitted to
+AGGREGATE_SEED = 0  # ... and the seed of those draws, so that a run's mixture is fixed
 
 
 def sampler_of(args) -> tuple[str, int]:
@@ -30,16 +40,47 @@ def sampler_of(args) -> tuple[str, int]:
 def sampler_record(sampler: str, components: int) -> dict:
     """What a result file says of its sampler: ``{"sampler": ...}``, and for ``gmm`` its component
     count and how the mixture was fitted."""
-    if sampler != "gmm":
+    if sampler not in MIXTURES:
         return {"sampler": sampler}
+    fitted_to = ("the posterior means of the train split (Ghosh et al., ICLR 2020)" if sampler == "gmm" else
+                 f"{AGGREGATE_DRAWS} draws per shape from the posteriors q(z|x) of the train split (seed "
+                 f"{AGGREGATE_SEED}): the aggregated posterior")
     return {"sampler": sampler, "gmm_components": components,
-            "gmm": f"full covariances, reg_covar {REG_COVAR:g}, fitted to the posterior means of the train split "
-                   "(Ghosh et al., ICLR 2020)"}
+            "gmm": f"full covariances, reg_covar {REG_COVAR:g}, fitted to {fitted_to}"}
+
+
+def sampler_label(sampler: str, components: int) -> str:
+    """A sampler in a few words, for tables: ``prior``, ``gmm 10``, ``gmm-aggregate 10``."""
+    return sampler if sampler not in MIXTURES else f"{sampler} {components}"
+
+
+def posterior_draws(mu: torch.Tensor, logvar: torch.Tensor, draws: int = AGGREGATE_DRAWS,
+                    seed: int = AGGREGATE_SEED) -> torch.Tensor:
+    """Codes from the aggregated posterior of a set of shapes: ``draws`` samples of every posterior
+    ``N(mu_i, diag exp(logvar_i))``, fixed by ``seed`` (Kingma & Welling's reparameterisation).
+
+    Args:
+        mu, logvar: (M, Z) posterior means and log-variances (latent units), as the encoder returns them.
+        draws: samples per shape, >= 1.
+
+    Returns:
+        (M * draws, Z) float64 codes on the CPU, shape by shape (``draws`` rows per shape).
+
+    Raises:
+        ValueError: ``mu`` and ``logvar`` not both (M, Z), or ``draws`` < 1.
+    """
+    if mu.dim() != 2 or mu.shape != logvar.shape:
+        raise ValueError(f"mu and logvar must both be (M, Z), got {tuple(mu.shape)} and {tuple(logvar.shape)}")
+    if draws < 1:
+        raise ValueError(f"draws must be at least 1, got {draws}")
+    mu, std = mu.detach().cpu().double(), (0.5 * logvar.detach().cpu().double()).exp()
+    eps = torch.randn((len(mu), draws, mu.shape[1]), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return (mu[:, None] + std[:, None] * eps).reshape(-1, mu.shape[1])
 
 
 @dataclass(frozen=True)
 class PosteriorGMM:
-    """A Gaussian mixture over latent codes, fitted to posterior means.
+    """A Gaussian mixture over latent codes, fitted to posterior means or to posterior draws.
 
     Attributes:
         weights: (K,) mixture weights, summing to 1. means: (K, Z). cholesky: (K, Z, Z) lower
@@ -56,7 +97,8 @@ class PosteriorGMM:
         """Fit ``components`` full-covariance Gaussians to ``codes`` (EM, k-means initialisation).
 
         Args:
-            codes: (M, Z) posterior means of the training shapes.
+            codes: (M, Z) posterior means of the training shapes (``gmm``), or draws from their
+                posteriors (``gmm-aggregate``, :func:`posterior_draws`).
             components: K, 1 <= K <= M.
             seed: the fit's ``random_state`` (k-means initialisation).
             reg_covar: added to every covariance's diagonal, latent units squared (> 0; default

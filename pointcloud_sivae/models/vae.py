@@ -86,7 +86,13 @@ class SoftIntroVAE(nn.Module):
     @torch.no_grad()
     def posterior_means(self, points: torch.Tensor, chunk: int = 256) -> torch.Tensor:
         """Posterior means (M, Z) of (M, N, 3) clouds, ``chunk`` clouds at a time; no gradient."""
-        return torch.cat([self.encode(c)[0] for c in points.split(chunk)])
+        return self.posteriors(points, chunk)[0]
+
+    @torch.no_grad()
+    def posteriors(self, points: torch.Tensor, chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior ``mu``, ``logvar`` (M, Z) of (M, N, 3) clouds, ``chunk`` clouds at a time; no gradient."""
+        parts = [self.encode(c) for c in points.split(chunk)]
+        return torch.cat([m for m, _ in parts]), torch.cat([v for _, v in parts])
 
     @torch.no_grad()
     def decode_chunked(self, z: torch.Tensor, chunk: int = 256) -> torch.Tensor:
