@@ -3,16 +3,17 @@
 # preset, then score the held-out test split and write samples, an interpolation and reconstructions.
 # Extra arguments go to the trainer, e.g. `--epochs 50`, `--device cuda`, or `--preset official`
 # (the reference's 2000-epoch configuration at 2048 points).
-# Samples come from an ex-post Gaussian mixture of the training posterior means (10 components, chosen
-# on the val split: docs/results.md, stage 7); the prior's test table is written beside it.
+# Samples come from an ex-post Gaussian mixture of the aggregated posterior, fitted to draws from the
+# training shapes' posteriors (10 components, chosen on the val split: docs/results.md, stages 7 and
+# 14); the prior's test table is written beside it.
 # Environment: SHAPENET_DATA (default ../shared/data), PRESET (default mn40-256), RUN_NAME,
-# SAMPLER (gmm or prior; default gmm), GMM_COMPONENTS (default 10).
+# SAMPLER (gmm-aggregate, gmm or prior; default gmm-aggregate), GMM_COMPONENTS (default 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 SHAPENET_DATA=${SHAPENET_DATA:-../shared/data}
 PRESET=${PRESET:-mn40-256}
-SAMPLER=${SAMPLER:-gmm}
+SAMPLER=${SAMPLER:-gmm-aggregate}
 GMM_COMPONENTS=${GMM_COMPONENTS:-10}
 # One dense copy serves every preset: the models train on a fresh random subset of their
 # --num-points per cloud per step and validate on a fixed one (PointFlow's convention).
