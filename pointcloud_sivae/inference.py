@@ -107,7 +107,7 @@ class Inference:
             ValueError: ``sampler`` is not a mixture, or more components than codes.
         """
         if sampler not in MIXTURES:
-            raise ValueError(f"{sampler!r} is not a mixture sampler; use gmm or gmm-aggregate")
+            raise ValueError(f"{sampler!r} is not a mixture sampler; use {' or '.join(MIXTURES)}")
         if (sampler, components) not in self._gmm:
             clouds = torch.from_numpy(self.split("train").nonempty().points.numpy().astype(np.float32)).to(self.device)
             mu, logvar = self.model.posteriors(clouds)

@@ -22,8 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-SAMPLERS = ("prior", "gmm", "gmm-aggregate")
-MIXTURES = ("gmm", "gmm-aggregate")  # the samplers that fit a mixture (and take --gmm-components)
+# The samplers that fit a mixture (and take --gmm-components), with the codes each is fitted to.
+FITTED_TO = {"gmm": "posterior means", "gmm-aggregate": "posterior draws (the aggregated posterior)"}
+MIXTURES = tuple(FITTED_TO)
+SAMPLERS = ("prior", *MIXTURES)
 DEFAULT_SAMPLER = "prior"  # the commands' --sampler default
 DEFAULT_GMM_COMPONENTS = 10  # --gmm-components: Ghosh et al.'s count, and stage 7's val choice (docs/results.md)
 REG_COVAR = 1e-4  # added to each covariance's diagonal: 0.25 % of the variance of the package's prior (std 0.2)
