@@ -280,8 +280,10 @@ def test_trainer_logs_diagnostics_and_warns_once(airplanes_256, tmp_path, capsys
     for r in records:
         for k in ("exponent_rec_mean", "exponent_rec_min", "exponent_fake_mean", "exponent_fake_min", "kl_gap",
                   "val_sample_diversity_cd", "val_data_diversity_cd", "val_nn_other_cd", "active_units",
-                  "val_sample_spacing", "val_sample_spacing_cv", "val_data_spacing", "val_data_spacing_cv"):
+                  "val_sample_spacing", "val_sample_spacing_cv", "val_data_spacing", "val_data_spacing_cv",
+                  "train_chamfer", "train_nn_other_cd"):
             assert np.isfinite(r[k]), k
+        assert r["train_chamfer"] > 0 and r["train_nn_other_cd"] > 0
         assert r["exponent_fake_min"] <= r["exponent_fake_mean"] and r["exponent_fake_min"] > 15
         assert 0 <= r["active_units"] <= 16
         # the game's diagnostics, measured on the first step of every epoch
@@ -332,7 +334,7 @@ def test_sweep_scores_every_cell_on_val_and_reuses_runs(airplanes_256, tmp_path,
     for cell in r["cells"]:  # the selection score and the game's health are read for every run
         for x in r["per_run"][cell]["soft-intro"]:
             assert x["score"] == pytest.approx(x["COV-CD"] - abs(x["1-NNA-CD"] - 0.5))
-            assert {"kl-gap", "grad-ratio", "rec/nn-other"} <= x.keys()
+            assert {"kl-gap", "grad-ratio", "rec/nn-other", "train-rec/nn-other"} <= x.keys()
     eligible = [c for c in r["cells"] if all(x["kl-gap"] > 0 for x in r["per_run"][c]["soft-intro"])]
     assert r["selection"]["metric"] == "score" and (r["selection"]["cell"] in eligible or not eligible)
     for cell in r["cells"][:2]:

@@ -95,3 +95,29 @@ def test_dgcnn_encoder_trains_and_round_trips(airplanes_256, tmp_path):
 def test_unknown_encoder_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown encoder 'pointnet2'; use pointnet or dgcnn"):
         SoftIntroVAE(num_points=16, encoder="pointnet2")
+
+
+def test_refine_latents_finds_closer_latents_without_touching_the_decoder():
+    from pointcloud_sivae.models.latent import refine_latents
+    from pointcloud_sivae.ops.chamfer import Chamfer
+
+    m = small_model().eval()
+    weights = [p.detach().clone() for p in m.parameters()]
+    target = torch.rand(6, 64, 3) - 0.5
+    with torch.no_grad():
+        z0 = m.encode(target)[0]
+    z0_copy = z0.clone()
+    chamfer = Chamfer("torch")
+    d0 = chamfer(m.decode(z0), target).detach()
+    z, d = refine_latents(m.decode, target, z0, chamfer, steps=40, lr=0.05)
+    assert z.shape == z0.shape and d.shape == (6,) and torch.equal(z0, z0_copy)
+    assert torch.allclose(d, chamfer(m.decode(z), target).detach(), rtol=1e-5)  # d belongs to the z returned
+    assert (d <= d0).all() and d.mean() < 0.9 * d0.mean()  # descent makes progress on every run's batch
+    assert all(p.grad is None for p in m.parameters())
+    assert all(torch.equal(p, w) for p, w in zip(m.parameters(), weights))
+    z_same, d_same = refine_latents(m.decode, target, z0, chamfer, steps=0)
+    assert torch.equal(z_same, z0) and torch.allclose(d_same, d0)
+    with pytest.raises(ValueError, match="steps must be >= 0"):
+        refine_latents(m.decode, target, z0, chamfer, steps=-1)
+    with pytest.raises(ValueError, match="same M"):
+        refine_latents(m.decode, target[:3], z0, chamfer, steps=1)

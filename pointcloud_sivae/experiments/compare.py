@@ -48,12 +48,13 @@ COLUMNS = {
     "score": ("max", 100.0, "points"),  # COV-CD - |1-NNA-CD - 50 %|: coverage and fidelity together
     "nn-train-ratio": ("one", 1.0, "ratio"),  # data copying: far below 1, samples nearer train than held-out shapes
     "kl-gap": ("max", 1.0, "nats"), "grad-ratio": ("max", 1.0, "ratio"), "rec/nn-other": ("min", 1.0, "ratio"),
-    "train-time": ("min", 1.0, "s"),
+    "train-rec/nn-other": ("min", 1.0, "ratio"), "train-time": ("min", 1.0, "s"),
 }
 # Training health, read from the run's metrics.jsonl: means over the second half of its introspective
 # epochs (kl-gap: KL(fake) - KL(real); grad-ratio: encoder gradient norm of the adversarial terms over that
 # of the real ELBO) and its last validation (rec/nn-other: val reconstruction CD over the distance from a val
-# shape to its nearest other val shape).
+# shape to its nearest other val shape; train-rec/nn-other: the same for as many training shapes, so the two
+# differ by the generalisation gap alone).
 DIRECTION_TEXT = {"min": "lower is better", "max": "higher is better", "half": "closest to 50 % is better",
                   "one": "closest to 1 is better"}
 
@@ -217,7 +218,7 @@ def reference_train_over_reference(train, reference, backend: str, device) -> fl
 
 def training_health(metrics_path: Path) -> dict[str, float]:
     """``kl-gap`` and ``grad-ratio`` (means over the second half of the introspective epochs; absent for a
-    VAE) and ``rec/nn-other`` (last validation) of a run's ``metrics.jsonl``."""
+    VAE), ``rec/nn-other`` and ``train-rec/nn-other`` (last validation) of a run's ``metrics.jsonl``."""
     records = [json.loads(ln) for ln in metrics_path.read_text().splitlines() if ln]
     game = [r for r in records if r.get("method") != "vae" and "kl_gap" in r]
     out: dict[str, float] = {}
@@ -231,6 +232,8 @@ def training_health(metrics_path: Path) -> dict[str, float]:
     validated = [r for r in records if "val_nn_other_cd" in r]
     if validated:
         out["rec/nn-other"] = validated[-1]["val_chamfer"] / validated[-1]["val_nn_other_cd"]
+        if "train_nn_other_cd" in validated[-1]:
+            out["train-rec/nn-other"] = validated[-1]["train_chamfer"] / validated[-1]["train_nn_other_cd"]
     return out
 
 

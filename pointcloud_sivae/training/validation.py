@@ -40,6 +40,7 @@ class Validator:
         self.chamfer, self.matrix_backend = chamfer, matrix_backend
         self.jsd_factor, self.generation_metrics, self.num_vis = jsd_factor, generation_metrics, num_vis
         self._D_rr = None  # val-against-val Chamfer matrix, computed at the first validation
+        self._train_nn_other = None  # nearest-other distance within the first |val| training clouds, likewise
         self._spacing_rr = None  # the val split's point spacing, likewise
 
     @torch.no_grad()
@@ -47,7 +48,10 @@ class Validator:
         """Val reconstruction Chamfer distance (mean convention, squared L2, posterior means), JSD of
         ``jsd_factor * |val|`` prior samples (fixed seed) against the val split and the share of their
         points outside the JSD grid's ball (counted at their nearest cell), the set diagnostics of
-        :meth:`set_metrics`, and ``active_units`` of the training shapes' posterior means."""
+        :meth:`set_metrics`, ``active_units`` of the training shapes' posterior means, and the same
+        reconstruction distance on the first |val| training clouds (``train_chamfer``) beside their
+        nearest-other distance (``train_nn_other_cd``, among those |val| clouds): against the val
+        pair, the decoder's and encoder's generalisation gap at the same set size."""
         if len(self.val) == 0:
             return {}
         model.eval()
@@ -61,11 +65,27 @@ class Validator:
                    "val_jsd_outside": outside_fraction(gen_np)}
             if len(real_np) >= 2:
                 out.update(self.set_metrics(gen_np[: len(real_np)], real_np))
+                out.update(self.train_reconstruction(model, len(real_np)))
             mu = torch.cat([model.encode(c)[0] for c in self.train[:1024].split(256)])
             out.update(active_units(mu, model.prior_std))
         finally:
             model.train()
         return out
+
+    def train_reconstruction(self, model: SoftIntroVAE, n: int) -> dict[str, float]:
+        """``train_chamfer`` (reconstruction CD of the first ``n`` training clouds, as ``val_chamfer``) and
+        ``train_nn_other_cd`` (their mean distance to the nearest other of those ``n``); empty with
+        fewer than two training clouds."""
+        train = self.train[:n]
+        if len(train) < 2:
+            return {}
+        real = self.frame.to_evaluation(train)
+        rec = self.frame.to_evaluation(model.decode_chunked(model.posterior_means(train)))
+        if self._train_nn_other is None:
+            D = pairwise_chamfer(real.cpu().numpy(), backend=self.matrix_backend, device=self.val.device)
+            self._train_nn_other = nearest_other(D)
+        return {"train_chamfer": self.chamfer(real, rec, point_reduction="mean").mean().item(),
+                "train_nn_other_cd": self._train_nn_other}
 
     def set_metrics(self, sample: np.ndarray, reference: np.ndarray) -> dict[str, float]:
         """Diversity of the samples and of the val split (mean pairwise Chamfer distance; a ratio far
