@@ -121,3 +121,21 @@ def test_refine_latents_finds_closer_latents_without_touching_the_decoder():
         refine_latents(m.decode, target, z0, chamfer, steps=-1)
     with pytest.raises(ValueError, match="same M"):
         refine_latents(m.decode, target[:3], z0, chamfer, steps=1)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_weight_decay_is_decoupled_and_off_by_default(weight_decay):
+    from pointcloud_sivae.training.config import OptimConfig
+    from pointcloud_sivae.training.steps import Learner
+
+    assert OptimConfig().weight_decay == 0.0  # the official optimiser: plain Adam
+    m = small_model()
+    learner = Learner.with_adam(m, OptimConfig(weight_decay=weight_decay, lr_d=1e-2), dist=None, where=None)
+    kind = torch.optim.AdamW if weight_decay else torch.optim.Adam
+    assert type(learner.opt_e) is kind and type(learner.opt_d) is kind
+    w = next(m.decoder.parameters())
+    before = w.detach().clone()
+    for p in m.decoder.parameters():
+        p.grad = torch.zeros_like(p)  # no loss gradient: only the decay moves a weight
+    learner.opt_d.step()
+    assert torch.allclose(w.detach(), before * (1 - 1e-2 * weight_decay))

@@ -132,6 +132,8 @@ class OptimConfig:
     lr_d: float = option(5e-4, "decoder Adam learning rate", min=0, open_min=True)
     beta1: float = option(0.9, "Adam beta1", min=0, max=1, open_max=True)
     beta2: float = option(0.999, "Adam beta2", min=0, max=1, open_max=True)
+    weight_decay: float = option(0.0, "decoupled weight decay of both networks (AdamW, Loshchilov & Hutter 2019); "
+                                 "0: plain Adam, as the official code", min=0)
     milestones: tuple[int, ...] = option((350, 450, 550), "MultiStepLR milestones, epochs (comma-separated, "
                                          "increasing)", min=1, increasing=True)
     lr_gamma: float = option(0.5, "MultiStepLR factor at each milestone", min=0, open_min=True)

@@ -19,6 +19,7 @@ global batch and the gradients are summed (:mod:`pointcloud_sivae.training.distr
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -58,10 +59,14 @@ class Learner:
     @classmethod
     def with_adam(cls, model: SoftIntroVAE, optim, dist: DistContext, where) -> "Learner":
         """Adam for the encoder and for the decoder with ``optim``'s (an ``OptimConfig``) rates and
-        betas, each with its MultiStepLR schedule."""
+        betas (AdamW with its ``weight_decay`` when that is above 0), each with its MultiStepLR schedule."""
         o = optim
-        opt_e = torch.optim.Adam(model.encoder.parameters(), lr=o.lr_e, betas=(o.beta1, o.beta2))
-        opt_d = torch.optim.Adam(model.decoder.parameters(), lr=o.lr_d, betas=(o.beta1, o.beta2))
+        if o.weight_decay > 0:
+            adam = functools.partial(torch.optim.AdamW, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
+        else:
+            adam = functools.partial(torch.optim.Adam, betas=(o.beta1, o.beta2))
+        opt_e = adam(model.encoder.parameters(), lr=o.lr_e)
+        opt_d = adam(model.decoder.parameters(), lr=o.lr_d)
         schedule = [torch.optim.lr_scheduler.MultiStepLR(opt, list(o.milestones), gamma=o.lr_gamma) for opt in (opt_e, opt_d)]
         return cls(model, opt_e, opt_d, *schedule, dist, where)
 
