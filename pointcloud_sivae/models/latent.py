@@ -78,16 +78,15 @@ def refine_latents(decode: Callable[[torch.Tensor], torch.Tensor], target: torch
                          f"and {tuple(target.shape)}")
     z = z0.detach().clone().requires_grad_(True)
     optimizer = torch.optim.Adam([z], lr=lr)
-    best_z, best_d = z0.detach().clone(), None
+    best_z = z0.detach().clone()
     with torch.enable_grad():
-        for step in range(steps + 1):
-            d = distance(decode(z), target)
-            with torch.no_grad():
-                better = torch.ones_like(d, dtype=torch.bool) if best_d is None else d < best_d
-                best_d = d.detach().clone() if best_d is None else torch.where(better, d.detach(), best_d)
-                best_z[better] = z.detach()[better]
-            if step == steps:
-                break
+        d = distance(decode(z), target)
+        best_d = d.detach().clone()
+        for _ in range(steps):
             (z.grad,) = torch.autograd.grad(d.sum(), z)
             optimizer.step()
+            d = distance(decode(z), target)
+            better = d.detach() < best_d
+            best_d = torch.where(better, d.detach(), best_d)
+            best_z[better] = z.detach()[better]
     return best_z, best_d

@@ -56,9 +56,7 @@ class Validator:
             return {}
         model.eval()
         try:
-            real = self.frame.to_evaluation(self.val)
-            rec = self.frame.to_evaluation(model.decode_chunked(model.posterior_means(self.val)))
-            cd = self.chamfer(real, rec, point_reduction="mean").mean().item()
+            real, cd = self.reconstruction(model, self.val)
             gen = self.frame.to_evaluation(prior_clouds(model, self.jsd_factor * len(real), self.seed + 1))
             real_np, gen_np = real.cpu().numpy(), gen.cpu().numpy()
             out = {"val_chamfer": cd, "val_jsd": jsd_between_sets(gen_np, real_np, allow_outside=True),
@@ -79,13 +77,18 @@ class Validator:
         train = self.train[:n]
         if len(train) < 2:
             return {}
-        real = self.frame.to_evaluation(train)
-        rec = self.frame.to_evaluation(model.decode_chunked(model.posterior_means(train)))
+        real, cd = self.reconstruction(model, train)
         if self._train_nn_other is None:
             D = pairwise_chamfer(real.cpu().numpy(), backend=self.matrix_backend, device=self.val.device)
             self._train_nn_other = nearest_other(D)
-        return {"train_chamfer": self.chamfer(real, rec, point_reduction="mean").mean().item(),
-                "train_nn_other_cd": self._train_nn_other}
+        return {"train_chamfer": cd, "train_nn_other_cd": self._train_nn_other}
+
+    def reconstruction(self, model: SoftIntroVAE, clouds: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """``clouds`` (model frame) in the evaluation frame, and their mean reconstruction Chamfer
+        distance (posterior means; mean convention, squared L2, evaluation frame)."""
+        real = self.frame.to_evaluation(clouds)
+        rec = self.frame.to_evaluation(model.decode_chunked(model.posterior_means(clouds)))
+        return real, self.chamfer(real, rec, point_reduction="mean").mean().item()
 
     def set_metrics(self, sample: np.ndarray, reference: np.ndarray) -> dict[str, float]:
         """Diversity of the samples and of the val split (mean pairwise Chamfer distance; a ratio far
