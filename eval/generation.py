@@ -22,7 +22,7 @@ import numpy as np
 from eval.tables import format_table, result_header
 from pointcloud_sivae.inference import Inference
 from pointcloud_sivae.metrics.evaluator import GenerationEvaluator, reconstruction_metrics, summarize
-from pointcloud_sivae.models.latent_density import sampler_label, sampler_record
+from pointcloud_sivae.models.latent_density import MIXTURES, sampler_label, sampler_record
 from pointcloud_sivae.training.checkpoint import run_dir_of
 from pointcloud_sivae.utils.arrays import ArrayFileError, check_clouds, load_arrays
 from pointcloud_sivae.utils.runtime import select_device, write_json
@@ -86,8 +86,8 @@ def run_generation(args) -> dict:
               "prior_std": inf.model.prior_std, "distance_implementations": ev.distance_implementations(),
               "metrics": summary, "per_seed": per_seed, "timings": ev.timings}
     result["run_time_s"] = round(time.perf_counter() - t0, 3)
-    tag = {"prior": "", "gmm": "_gmm", "gmm-aggregate": "_gmmagg"}[args.sampler]
-    tag += f"{args.gmm_components}" if tag else ""
+    tag = {"prior": "", "gmm": "_gmm", "gmm-aggregate": "_gmmagg", "aggregated-posterior": "_aggpost"}[args.sampler]
+    tag += f"{args.gmm_components}" if args.sampler in MIXTURES else ""
     write_json(result, args.out or run_dir / "eval" / f"generation_{args.split}_{args.protocol}{tag}.json")
     return result
 

@@ -126,8 +126,10 @@ def add_sampler(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER,
                    help="latent codes of generated clouds: prior (the model's N(0, prior_std^2 I)), gmm (a Gaussian "
                         "mixture fitted to the posterior means of the training split after training, Ghosh et al. "
-                        "2020) or gmm-aggregate (the same mixture fitted to draws from the training posteriors "
-                        f"q(z|x), the aggregated posterior) (default: {DEFAULT_SAMPLER})")
+                        "2020), gmm-aggregate (the same mixture fitted to draws from the training posteriors "
+                        "q(z|x), the aggregated posterior) or aggregated-posterior (that density itself: a "
+                        "training shape at random, then a draw from its posterior; no fit) "
+                        f"(default: {DEFAULT_SAMPLER})")
     p.add_argument("--gmm-components", type=bounded_int(1), default=DEFAULT_GMM_COMPONENTS,
                    help="components of the --sampler gmm / gmm-aggregate mixture (full covariances), >= 1 "
                         f"(default: {DEFAULT_GMM_COMPONENTS})")

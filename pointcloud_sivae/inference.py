@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pointcloud_sivae.models.latent_density import MIXTURES, SAMPLERS, PosteriorGMM, posterior_draws
+from pointcloud_sivae.models.latent_density import (AGGREGATED_POSTERIOR, MIXTURES, SAMPLERS, AggregatedPosterior,
+                                                     PosteriorGMM, posterior_draws)
 from pointcloud_sivae.training.checkpoint import load_model, resolve_checkpoint_path
 from pointcloud_sivae.data.prepared import load_split
 from pointcloud_sivae.data.normalization import EvaluationFrame
@@ -47,6 +48,8 @@ class Inference:
         self.data_root = data_root or self.config["data"]["data_root"]
         self.frame = EvaluationFrame.of(self.normalization)  # model frame <-> evaluation frame
         self._gmm: dict[tuple[str, int], PosteriorGMM] = {}  # ex-post mixtures by sampler and component count
+        self._posteriors: tuple[torch.Tensor, torch.Tensor] | None = None  # of the training split
+        self._aggregated: AggregatedPosterior | None = None
 
     def split(self, name: str, root: str | None = None, category: str | None = None):
         """A prepared split at the model's point count: every cloud's fixed subset when the data
@@ -84,17 +87,41 @@ class Inference:
 
     def latents(self, n: int, seed: int, sampler: str = "prior", components: int = 10) -> torch.Tensor:
         """``n`` latent codes (n, Z) from ``sampler``: ``prior`` (:meth:`prior`), ``gmm`` or
-        ``gmm-aggregate`` (:meth:`posterior_gmm` with ``components``), fixed by ``seed``.
+        ``gmm-aggregate`` (:meth:`posterior_gmm` with ``components``), or ``aggregated-posterior``
+        (:meth:`aggregated_posterior`; ``components`` unused), fixed by ``seed``.
 
         Raises:
             ValueError: an unknown sampler, or more components than training shapes.
-            MissingDataError: a mixture without the run's prepared training split.
+            MissingDataError: a sampler other than the prior without the run's prepared training split.
         """
         if sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
         if sampler == "prior":
             return self.prior(n, seed)
-        return self.posterior_gmm(components, sampler).sample(n, seed).to(self.device)
+        density = self.aggregated_posterior() if sampler == AGGREGATED_POSTERIOR else self.posterior_gmm(components, sampler)
+        return density.sample(n, seed).to(self.device)
+
+    def train_posteriors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The posteriors ``(mu, logvar)``, each (M, Z), of the M non-empty training clouds (each
+        cloud's fixed subset at the model's N); computed once and kept.
+
+        Raises:
+            MissingDataError: the run's prepared training split is not there.
+        """
+        if self._posteriors is None:
+            clouds = torch.from_numpy(self.split("train").nonempty().points.numpy().astype(np.float32)).to(self.device)
+            self._posteriors = self.model.posteriors(clouds)
+        return self._posteriors
+
+    def aggregated_posterior(self) -> AggregatedPosterior:
+        """The training split's aggregated posterior (:class:`AggregatedPosterior`).
+
+        Raises:
+            MissingDataError: the run's prepared training split is not there.
+        """
+        if self._aggregated is None:
+            self._aggregated = AggregatedPosterior.of(*self.train_posteriors())
+        return self._aggregated
 
     def posterior_gmm(self, components: int, sampler: str = "gmm") -> PosteriorGMM:
         """The ex-post Gaussian mixture (:class:`PosteriorGMM`, ``random_state`` 0) of the training
@@ -109,8 +136,7 @@ class Inference:
         if sampler not in MIXTURES:
             raise ValueError(f"{sampler!r} is not a mixture sampler; use {' or '.join(MIXTURES)}")
         if (sampler, components) not in self._gmm:
-            clouds = torch.from_numpy(self.split("train").nonempty().points.numpy().astype(np.float32)).to(self.device)
-            mu, logvar = self.model.posteriors(clouds)
+            mu, logvar = self.train_posteriors()
             codes = mu if sampler == "gmm" else posterior_draws(mu, logvar)
             self._gmm[sampler, components] = PosteriorGMM.fit(codes, components, seed=0)
         return self._gmm[sampler, components]

@@ -1,5 +1,5 @@
-"""The ex-post Gaussian-mixture samplers (``--sampler gmm``, ``gmm-aggregate``) and compare's data-copying
-statistic."""
+"""The ex-post Gaussian-mixture samplers (``--sampler gmm``, ``gmm-aggregate``), the aggregated posterior
+itself (``aggregated-posterior``) and compare's data-copying statistic."""
 
 import argparse
 import json
@@ -12,7 +12,8 @@ from eval.__main__ import main as eval_main
 from pointcloud_sivae.cli import add_sampler
 from pointcloud_sivae.experiments.compare import reference_train_over_reference, train_over_reference
 from pointcloud_sivae.inference import Inference
-from pointcloud_sivae.models.latent_density import PosteriorGMM, posterior_draws, sampler_of, sampler_record
+from pointcloud_sivae.models.latent_density import (AggregatedPosterior, PosteriorGMM, posterior_draws, sampler_label,
+                                                     sampler_of, sampler_record)
 
 
 def _two_clusters(n: int = 400, z: int = 4) -> np.ndarray:
@@ -66,6 +67,26 @@ def test_posterior_draws_follow_each_posterior_and_add_its_variance_to_the_means
         posterior_draws(mu, logvar, draws=0)
 
 
+def test_the_aggregated_posterior_picks_shapes_uniformly_and_draws_from_their_posteriors():
+    mu = torch.tensor([[-3.0, 0.0], [0.0, 0.0], [3.0, 0.0]], dtype=torch.float64)
+    logvar = torch.log(torch.tensor([[0.01, 0.04], [0.04, 0.01], [0.09, 0.25]], dtype=torch.float64))
+    q = AggregatedPosterior.of(mu, logvar)
+    z = q.sample(6000, seed=2)
+    assert z.shape == (6000, 2) and z.dtype == torch.float32
+    shape = torch.bucketize(z[:, 0].contiguous(), torch.tensor([-1.5, 1.5]))  # which posterior each draw came from
+    np.testing.assert_allclose(torch.bincount(shape, minlength=3).numpy() / 6000, [1 / 3] * 3, atol=0.025)
+    for i in range(3):
+        mine = z[shape == i].double()
+        np.testing.assert_allclose(mine.mean(0), mu[i], atol=0.03)
+        np.testing.assert_allclose(mine.std(0), logvar[i].mul(0.5).exp(), rtol=0.08)
+    torch.testing.assert_close(q.sample(5, seed=7), q.sample(5, seed=7))
+    assert not torch.equal(q.sample(5, seed=7), q.sample(5, seed=8))
+    with pytest.raises(ValueError, match=r"both be \(M, Z\) with M >= 1"):
+        AggregatedPosterior.of(mu, logvar[:, :1])
+    with pytest.raises(ValueError, match="finite"):
+        AggregatedPosterior.of(mu, torch.full_like(logvar, float("nan")))
+
+
 def test_inference_draws_codes_from_the_prior_or_the_mixture(trained_run):
     inf = Inference(trained_run, "cpu")
     prior = inf.latents(6, seed=0)
@@ -108,6 +129,23 @@ def test_generation_command_with_the_mixture(trained_run, tmp_path):
                       "--progress", "false"]) == 0
     r = json.loads((trained_run / "eval" / "generation_val_pointflow_gmmagg2.json").read_text())
     assert r["sampler"] == "gmm-aggregate" and r["gmm_components"] == 2 and "draws per shape" in r["gmm"]
+    assert eval_main(["generation", "--checkpoint", str(trained_run), "--split", "val", "--num-samples", "6",
+                      "--sampler", "aggregated-posterior", "--emd", "none", "--device", "cpu",
+                      "--progress", "false"]) == 0
+    r = json.loads((trained_run / "eval" / "generation_val_pointflow_aggpost.json").read_text())
+    assert r["sampler"] == "aggregated-posterior" and "gmm_components" not in r
+    assert "uniformly at random" in r["aggregated_posterior"] and 0 < r["metrics"]["COV-CD"]["mean"] <= 1
+
+
+def test_inference_samples_the_aggregated_posterior_of_its_training_shapes(trained_run):
+    inf = Inference(trained_run, "cpu")
+    mu, logvar = inf.model.posteriors(torch.from_numpy(inf.split("train").nonempty().points.numpy()))
+    torch.testing.assert_close(inf.train_posteriors(), (mu, logvar))
+    assert inf.train_posteriors() is inf.train_posteriors() and inf.aggregated_posterior() is inf.aggregated_posterior()
+    z = inf.latents(200, seed=0, sampler="aggregated-posterior", components=999)  # components: not used
+    assert z.shape == (200, inf.model.z_dim) and z.dtype == torch.float32
+    torch.testing.assert_close(z, AggregatedPosterior.of(mu, logvar).sample(200, seed=0))
+    assert not torch.equal(z, inf.latents(200, seed=1, sampler="aggregated-posterior"))
 
 
 def test_the_copying_statistic_flags_copies_and_not_average_shapes():
@@ -130,5 +168,8 @@ def test_commands_without_sampler_options_get_the_cli_defaults():
     assert sampler_of(argparse.Namespace()) == sampler_of(p.parse_args([])) == ("prior", 10)  # a sweep's args
     assert sampler_of(p.parse_args(["--sampler", "gmm", "--gmm-components", "30"])) == ("gmm", 30)
     assert sampler_of(p.parse_args(["--sampler", "gmm-aggregate"])) == ("gmm-aggregate", 10)
+    assert sampler_of(p.parse_args(["--sampler", "aggregated-posterior"])) == ("aggregated-posterior", 10)
     assert sampler_record("prior", 10) == {"sampler": "prior"}
+    assert set(sampler_record("aggregated-posterior", 10)) == {"sampler", "aggregated_posterior"}
+    assert sampler_label("aggregated-posterior", 10) == "aggregated-posterior" and sampler_label("gmm", 3) == "gmm 3"
     assert "posterior means" in sampler_record("gmm", 10)["gmm"] and "aggregated" in sampler_record("gmm-aggregate", 3)["gmm"]

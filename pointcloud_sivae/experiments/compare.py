@@ -32,7 +32,8 @@ from pointcloud_sivae.likelihood import fit_obs_std, score_clouds
 from pointcloud_sivae.metrics.distances import pairwise_chamfer
 from pointcloud_sivae.metrics.evaluator import DISPLAY, GenerationEvaluator, reconstruction_metrics, summarize
 from pointcloud_sivae.metrics.protocols import apply_protocol
-from pointcloud_sivae.models.latent_density import FITTED_TO, sampler_of, sampler_record
+from pointcloud_sivae.models.latent_density import (AGGREGATED_POSTERIOR, AGGREGATED_POSTERIOR_TEXT, FITTED_TO,
+                                                     sampler_of, sampler_record)
 from pointcloud_sivae.training.checkpoint import load_checkpoint, resumed_config
 from pointcloud_sivae.training.config import FLAG_SECTION, METHODS, config_for_data, resolve_config
 from pointcloud_sivae.utils.runtime import die_with_parent, provenance, write_json
@@ -263,6 +264,8 @@ def sampler_text(result: dict) -> str:
     """How the scored samples' latent codes were drawn, in words."""
     if result.get("sampler", "prior") == "prior":
         return "prior samples"
+    if result["sampler"] == AGGREGATED_POSTERIOR:
+        return f"codes from {AGGREGATED_POSTERIOR_TEXT}"
     return (f"codes from a {result['gmm_components']}-component Gaussian mixture fitted to the training split's "
             f"{FITTED_TO[result['sampler']]}")
 

@@ -12,7 +12,9 @@ on draws ``z ~ q(z|x) = N(mu(x), diag sigma^2(x))``, whose covariance over the t
 ``Cov(mu) + E[diag sigma^2]`` (the law of total variance), so a mixture of the means alone holds only
 part of the aggregated posterior's spread. ``gmm-aggregate`` fits the same mixture to
 :data:`AGGREGATE_DRAWS` draws from every training shape's posterior instead (docs/results.md,
-stage 14).
+stage 14). ``aggregated-posterior`` samples the aggregated posterior itself, with no fit: a training
+shape uniformly at random, then a draw from its posterior (:class:`AggregatedPosterior`; the limit
+of the ``gmm-aggregate`` mixtures as their component count grows, docs/results.md, stage 20).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import torch
 # The samplers that fit a mixture (and take --gmm-components), with the codes each is fitted to.
 FITTED_TO = {"gmm": "posterior means", "gmm-aggregate": "posterior draws (the aggregated posterior)"}
 MIXTURES = tuple(FITTED_TO)
-SAMPLERS = ("prior", *MIXTURES)
+AGGREGATED_POSTERIOR = "aggregated-posterior"  # q(z) = mean_x q(z|x) over the training shapes, sampled exactly
+SAMPLERS = ("prior", *MIXTURES, AGGREGATED_POSTERIOR)
 DEFAULT_SAMPLER = "prior"  # the commands' --sampler default
 DEFAULT_GMM_COMPONENTS = 10  # --gmm-components: Ghosh et al.'s count, and stage 7's val choice (docs/results.md)
 REG_COVAR = 1e-4  # added to each covariance's diagonal: 0.25 % of the variance of the package's prior (std 0.2)
@@ -42,6 +45,8 @@ def sampler_of(args) -> tuple[str, int]:
 def sampler_record(sampler: str, components: int) -> dict:
     """What a result file says of its sampler: ``{"sampler": ...}``, and for ``gmm`` its component
     count and how the mixture was fitted."""
+    if sampler == AGGREGATED_POSTERIOR:
+        return {"sampler": sampler, "aggregated_posterior": AGGREGATED_POSTERIOR_TEXT}
     if sampler not in MIXTURES:
         return {"sampler": sampler}
     fitted_to = ("the posterior means of the train split (Ghosh et al., ICLR 2020)" if sampler == "gmm" else
@@ -49,6 +54,10 @@ def sampler_record(sampler: str, components: int) -> dict:
                  f"{AGGREGATE_SEED}): the aggregated posterior")
     return {"sampler": sampler, "gmm_components": components,
             "gmm": f"full covariances, reg_covar {REG_COVAR:g}, fitted to {fitted_to}"}
+
+
+AGGREGATED_POSTERIOR_TEXT = ("the aggregated posterior of the train split: a training shape uniformly at random, "
+                             "then a draw from its posterior q(z|x)")
 
 
 def sampler_label(sampler: str, components: int) -> str:
@@ -136,4 +145,41 @@ class PosteriorGMM:
         k = rng.choice(self.components, size=n, p=self.weights)
         eps = rng.standard_normal((n, self.means.shape[1]))
         z = self.means[k] + np.einsum("nij,nj->ni", self.cholesky[k], eps)
+        return torch.from_numpy(z.astype(np.float32))
+
+
+@dataclass(frozen=True)
+class AggregatedPosterior:
+    """The aggregated posterior ``q(z) = (1/M) sum_i N(mu_i, diag sigma_i^2)`` of M training shapes,
+    the density of the codes a VAE's decoder is trained on (Makhzani et al., "Adversarial
+    Autoencoders", 2016; Hoffman & Johnson, "ELBO surgery", 2016), sampled exactly: a shape
+    uniformly at random, then a draw from its posterior.
+
+    Attributes:
+        mu: (M, Z) posterior means. std: (M, Z) posterior standard deviations (float64, latent units).
+    """
+
+    mu: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def of(cls, mu: torch.Tensor, logvar: torch.Tensor) -> "AggregatedPosterior":
+        """From the encoder's (M, Z) posterior means and log-variances.
+
+        Raises:
+            ValueError: ``mu`` and ``logvar`` not both (M, Z) with M >= 1, or not finite.
+        """
+        if mu.dim() != 2 or mu.shape != logvar.shape or len(mu) == 0:
+            raise ValueError(f"mu and logvar must both be (M, Z) with M >= 1, got {tuple(mu.shape)} and "
+                             f"{tuple(logvar.shape)}")
+        mu_, logvar_ = (t.detach().cpu().double().numpy() for t in (mu, logvar))
+        if not (np.isfinite(mu_).all() and np.isfinite(logvar_).all()):
+            raise ValueError("the posterior means and log-variances must be finite")
+        return cls(mu_, np.exp(0.5 * logvar_))
+
+    def sample(self, n: int, seed: int) -> torch.Tensor:
+        """``n`` codes (n, Z), float32: a shape uniformly at random, then its posterior; fixed by ``seed``."""
+        rng = np.random.default_rng(seed)
+        i = rng.integers(len(self.mu), size=n)
+        z = self.mu[i] + self.std[i] * rng.standard_normal((n, self.mu.shape[1]))
         return torch.from_numpy(z.astype(np.float32))
