@@ -4,17 +4,18 @@
 # Extra arguments go to the trainer, e.g. `--epochs 50`, `--device cuda`, or `--preset official`
 # (the reference's 2000-epoch configuration at 2048 points).
 # Samples come from an ex-post Gaussian mixture of the aggregated posterior, fitted to draws from the
-# training shapes' posteriors (10 components, chosen on the val split: docs/results.md, stages 7 and
-# 14); the prior's test table is written beside it.
+# training shapes' posteriors (100 components, chosen on the val split: docs/results.md, stages 7, 14
+# and 20); the prior's test table is written beside it.
 # Environment: SHAPENET_DATA (default ../shared/data), PRESET (default mn40-256), RUN_NAME,
-# SAMPLER (gmm-aggregate, gmm or prior; default gmm-aggregate), GMM_COMPONENTS (default 10).
+# SAMPLER (gmm-aggregate, gmm, aggregated-posterior or prior; default gmm-aggregate), GMM_COMPONENTS
+# (default 100).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 SHAPENET_DATA=${SHAPENET_DATA:-../shared/data}
 PRESET=${PRESET:-mn40-256}
 SAMPLER=${SAMPLER:-gmm-aggregate}
-GMM_COMPONENTS=${GMM_COMPONENTS:-10}
+GMM_COMPONENTS=${GMM_COMPONENTS:-100}
 # One dense copy serves every preset: the models train on a fresh random subset of their
 # --num-points per cloud per step and validate on a fixed one (PointFlow's convention).
 POINTS=2048
