@@ -30,7 +30,7 @@ MIXTURES = tuple(FITTED_TO)
 AGGREGATED_POSTERIOR = "aggregated-posterior"  # q(z) = mean_x q(z|x) over the training shapes, sampled exactly
 SAMPLERS = ("prior", *MIXTURES, AGGREGATED_POSTERIOR)
 DEFAULT_SAMPLER = "prior"  # the commands' --sampler default
-DEFAULT_GMM_COMPONENTS = 10  # --gmm-components: Ghosh et al.'s count, and stage 7's val choice (docs/results.md)
+DEFAULT_GMM_COMPONENTS = 10  # --gmm-components: Ghosh et al.'s count (the main job's gmm-aggregate takes 100, stage 20)
 REG_COVAR = 1e-4  # added to each covariance's diagonal: 0.25 % of the variance of the package's prior (std 0.2)
 AGGREGATE_DRAWS = 10  # gmm-aggregate: posterior draws per training shape that the mixture is fitted to
 AGGREGATE_SEED = 0  # ... and the seed of those draws, so that a run's mixture is fixed
