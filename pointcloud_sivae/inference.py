@@ -98,8 +98,9 @@ class Inference:
             raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
         if sampler == "prior":
             return self.prior(n, seed)
-        density = self.aggregated_posterior() if sampler == AGGREGATED_POSTERIOR else self.posterior_gmm(components, sampler)
-        return density.sample(n, seed).to(self.device)
+        if sampler == AGGREGATED_POSTERIOR:
+            return self.aggregated_posterior().sample(n, seed).to(self.device)
+        return self.posterior_gmm(components, sampler).sample(n, seed).to(self.device)
 
     def train_posteriors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The posteriors ``(mu, logvar)``, each (M, Z), of the M non-empty training clouds (each

@@ -28,6 +28,8 @@ import torch
 FITTED_TO = {"gmm": "posterior means", "gmm-aggregate": "posterior draws (the aggregated posterior)"}
 MIXTURES = tuple(FITTED_TO)
 AGGREGATED_POSTERIOR = "aggregated-posterior"  # q(z) = mean_x q(z|x) over the training shapes, sampled exactly
+AGGREGATED_POSTERIOR_TEXT = ("the aggregated posterior of the train split: a training shape uniformly at random, "
+                             "then a draw from its posterior q(z|x)")
 SAMPLERS = ("prior", *MIXTURES, AGGREGATED_POSTERIOR)
 DEFAULT_SAMPLER = "prior"  # the commands' --sampler default
 DEFAULT_GMM_COMPONENTS = 10  # --gmm-components: Ghosh et al.'s count (the main job's gmm-aggregate takes 100, stage 20)
@@ -43,8 +45,8 @@ def sampler_of(args) -> tuple[str, int]:
 
 
 def sampler_record(sampler: str, components: int) -> dict:
-    """What a result file says of its sampler: ``{"sampler": ...}``, and for ``gmm`` its component
-    count and how the mixture was fitted."""
+    """What a result file says of its sampler: ``{"sampler": ...}``, for a mixture its component count
+    and how it was fitted, for ``aggregated-posterior`` what it draws."""
     if sampler == AGGREGATED_POSTERIOR:
         return {"sampler": sampler, "aggregated_posterior": AGGREGATED_POSTERIOR_TEXT}
     if sampler not in MIXTURES:
@@ -54,10 +56,6 @@ def sampler_record(sampler: str, components: int) -> dict:
                  f"{AGGREGATE_SEED}): the aggregated posterior")
     return {"sampler": sampler, "gmm_components": components,
             "gmm": f"full covariances, reg_covar {REG_COVAR:g}, fitted to {fitted_to}"}
-
-
-AGGREGATED_POSTERIOR_TEXT = ("the aggregated posterior of the train split: a training shape uniformly at random, "
-                             "then a draw from its posterior q(z|x)")
 
 
 def sampler_label(sampler: str, components: int) -> str:
