@@ -10,6 +10,23 @@ SHAPENETPART = SHARED_DATA / "shapenetpart"
 AIRPLANE_TXT = SHAPENETPART / "02691156"
 
 
+def installed_chamfer_backends() -> list[str]:
+    """The Chamfer backends (:data:`pointcloud_sivae.ops.chamfer.BACKENDS`) usable here: torch and numba
+    (core dependencies) always, keops and pytorch3d when their packages import."""
+    from pointcloud_sivae.ops.chamfer import BACKENDS
+
+    def installed(backend: str) -> bool:
+        if backend in ("torch", "numba"):
+            return True
+        try:
+            __import__({"keops": "pykeops", "pytorch3d": "pytorch3d"}[backend])
+        except ImportError:
+            return False
+        return True
+
+    return [b for b in BACKENDS if installed(b)]
+
+
 def require_shared_airplanes():
     if not AIRPLANE_TXT.is_dir():
         pytest.skip(f"real ShapeNetPart airplanes not found at {AIRPLANE_TXT} (../shared/data is absent)")

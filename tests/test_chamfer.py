@@ -3,22 +3,12 @@ import pytest
 import torch
 from scipy.spatial import cKDTree
 
-from pointcloud_sivae.ops.chamfer import BACKENDS, _nn_torch, chamfer_distance, nearest_neighbors, resolve_backend
+from pointcloud_sivae.ops.chamfer import _nn_torch, chamfer_distance, nearest_neighbors, resolve_backend
 
-from .conftest import AIRPLANE_TXT, require_shared_airplanes
-
-
-def _installed(backend):
-    if backend in ("torch", "numba"):  # numba is a core dependency
-        return True
-    try:
-        __import__({"keops": "pykeops", "pytorch3d": "pytorch3d"}[backend])
-    except ImportError:
-        return False
-    return True
+from .conftest import AIRPLANE_TXT, installed_chamfer_backends, require_shared_airplanes
 
 
-AVAILABLE = [b for b in BACKENDS if _installed(b)]
+AVAILABLE = installed_chamfer_backends()
 
 
 def kdtree_chamfer(x, y, reduction="mean"):

@@ -10,25 +10,16 @@ import pytest
 import torch
 
 from pointcloud_sivae.metrics.distances import pairwise_chamfer, pairwise_emd
-from pointcloud_sivae.ops.chamfer import BACKENDS, chamfer_distance
+from pointcloud_sivae.ops.chamfer import chamfer_distance
 from pointcloud_sivae.training.trainer import Trainer
 
-from .conftest import tiny_config
+from .conftest import installed_chamfer_backends, tiny_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="no CUDA device here (CI has none); these tests check the GPU paths")
 
 
-def _installed(module: str) -> bool:
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
-
-
-CUDA_BACKENDS = ["torch"] + [b for b, m in (("keops", "pykeops"), ("pytorch3d", "pytorch3d"))
-                             if b in BACKENDS and _installed(m)]
+CUDA_BACKENDS = [b for b in installed_chamfer_backends() if b != "numba"]  # numba runs on the CPU only
 
 
 @pytest.mark.parametrize("backend", CUDA_BACKENDS)
