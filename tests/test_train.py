@@ -352,3 +352,20 @@ def test_gradient_diagnostics_measure_without_changing_the_step(airplanes_256, t
     adversarial = ("exp_rec", "exp_fake") if method == "soft-intro" else ("hinge_rec", "hinge_fake")
     assert {f"grad_norm_{p}" for p in ("real", "adversarial", *adversarial)} <= diagnosed.keys()
     assert diagnosed["grad_norm_real"] > 0 and -1 <= diagnosed["grad_cosine"] <= 1
+
+
+def test_compiled_networks_take_the_diagnosed_step(airplanes_256, tmp_path, monkeypatch):
+    """``--compile true``: the diagnosed step back-propagates the compiled encoder's graph once per
+    loss term; AOTAutograd's donated buffers used to make the second backward raise. The networks
+    compile with the ``aot_eager`` backend here (the same AOTAutograd graphs, no C++ build)."""
+    compile_module = torch.nn.Module.compile
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: compile_module(self, backend="aot_eager"))
+    torch._dynamo.reset()
+    cfg = tiny_config(airplanes_256, tmp_path, "compiled")
+    cfg.train.compile = True
+    trainer = Trainer.new_run(cfg)
+    x = trainer.train_points[:16]
+    for diagnose in (False, True, True):
+        terms = trainer.train_step(x, "soft-intro", diagnose=diagnose)
+    assert terms["grad_norm_real"] > 0 and -1 <= terms["grad_cosine"] <= 1
+    torch._dynamo.reset()

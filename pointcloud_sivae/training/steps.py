@@ -160,6 +160,16 @@ def frozen_batchnorm_stats(module: nn.Module):
                 m.num_batches_tracked.copy_(tracked)
 
 
+def compiled_backward_keeps_graph(compiled: bool):
+    """A context for a step of ``torch.compile``'d networks: within it their graphs may be
+    back-propagated more than once (``retain_graph=True``), as the diagnosed step's
+    :func:`~pointcloud_sivae.training.health.gradient_diagnostics` does before the update.
+    AOTAutograd otherwise donates saved buffers to the first backward and the second one
+    raises ("compiled with non-empty donated buffers"). Networks compile at their first call,
+    so every training call must run inside it; a no-op when ``compiled`` is false."""
+    return torch._functorch.config.patch(donated_buffer=False) if compiled else contextlib.nullcontext()
+
+
 def update(learner: Learner, opt: torch.optim.Optimizer, module: nn.Module, loss: torch.Tensor, step: Step) -> None:
     """Back-propagate ``loss`` into ``module`` (:func:`backward`) and step ``opt``."""
     opt.zero_grad(set_to_none=True)

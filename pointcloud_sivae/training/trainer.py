@@ -30,7 +30,7 @@ from pointcloud_sivae.training.distributed import (DistContext, first_rank_first
 from pointcloud_sivae.training.health import HealthMonitor
 from pointcloud_sivae.training.logs import NullWriter, log_step, make_writer, summary_line
 from pointcloud_sivae.training.run_folder import RunFolder, new_run_dir
-from pointcloud_sivae.training.steps import STEPS, Learner, Step
+from pointcloud_sivae.training.steps import STEPS, Learner, Step, compiled_backward_keeps_graph
 from pointcloud_sivae.training.validation import Validator
 from pointcloud_sivae.utils.runtime import select_device
 
@@ -238,7 +238,8 @@ class Trainer:
         noise = torch.Generator(device=self.device).manual_seed(self.cfg.train.seed * 1_000_003 + self.global_step + 7919)
         rows = shard_rows(n, self.dist)
         step = Step(noise=noise, batch_size=n, rows=rows, share=(rows.stop - rows.start) / n, diagnose=diagnose)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.amp == "bf16"):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.amp == "bf16"), \
+                compiled_backward_keeps_graph(self.cfg.train.compile):
             terms = STEPS[method](self.learner, self.objectives[method], x[rows], step)
         return reduce_terms(terms, step.share, self.dist)
 
