@@ -161,12 +161,12 @@ def main() -> int:
           f"-> floor {flops / peak / 1e9:.2f} s at that peak")
     naive_med = statistics.median(rows[0][2])  # the naive row, or the first "ours" one without it
     print(f"config: {'preset ' + args.preset if args.preset else 'the reference model (dataclass defaults)'}")
-    print(f"{'what':<36} {'backend':<16} {'median s':>9} {'min s':>8} {'max s':>8} {'shapes/s':>9} "
+    print(f"{'what':<36} {'backend':<20} {'median s':>9} {'min s':>8} {'max s':>8} {'shapes/s':>9} "
           f"{'vs naive' if rows[0][0].startswith('naive') else 'vs row 1':>9} {'runs':>5}")
     for what, backend, t, n in rows:
         med = statistics.median(t)
         ratio = f"{naive_med / med:>8.2f}x" if what.startswith(("naive", "ours")) else ""
-        print(f"{what:<36} {backend:<16} {med:>9.3f} {min(t):>8.3f} {max(t):>8.3f} {n / med:>9.1f} "
+        print(f"{what:<36} {backend:<20} {med:>9.3f} {min(t):>8.3f} {max(t):>8.3f} {n / med:>9.1f} "
               f"{ratio:>9} {len(t):>5}")
     return 0
 
