@@ -361,11 +361,13 @@ def test_compiled_networks_take_the_diagnosed_step(airplanes_256, tmp_path, monk
     compile_module = torch.nn.Module.compile
     monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: compile_module(self, backend="aot_eager"))
     torch._dynamo.reset()
-    cfg = tiny_config(airplanes_256, tmp_path, "compiled")
-    cfg.train.compile = True
-    trainer = Trainer.new_run(cfg)
-    x = trainer.train_points[:16]
-    for diagnose in (False, True, True):
-        terms = trainer.train_step(x, "soft-intro", diagnose=diagnose)
+    try:
+        cfg = tiny_config(airplanes_256, tmp_path, "compiled")
+        cfg.train.compile = True
+        trainer = Trainer.new_run(cfg)
+        x = trainer.train_points[:16]
+        for diagnose in (False, True, True):
+            terms = trainer.train_step(x, "soft-intro", diagnose=diagnose)
+    finally:
+        torch._dynamo.reset()  # no compiled graphs outlive the test, even a failed one
     assert terms["grad_norm_real"] > 0 and -1 <= terms["grad_cosine"] <= 1
-    torch._dynamo.reset()
