@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sample seeds, >= 0; the table gives mean and std over them (default: 0)")
     add_sampler(g)
     _metric_options(g, "<run>/eval/generation_<split>_<protocol>.json, with _gmm<K> for --sampler gmm, "
-                       "_gmmagg<K> for gmm-aggregate, _aggpost for aggregated-posterior")
+                       "_gmmagg<K> for gmm-aggregate, _aggpost for aggregated-posterior, _T<T> for a prior temperature")
     r = _checkpoint_command(sub, "reconstruction", "CD and EMD between a split and its reconstructions",
                             "split reconstructed from its posterior means")
     _metric_options(r, "<run>/eval/reconstruction_<split>_<protocol>.json")

@@ -22,7 +22,7 @@ import numpy as np
 from eval.tables import format_table, result_header
 from pointcloud_sivae.inference import Inference
 from pointcloud_sivae.metrics.evaluator import GenerationEvaluator, reconstruction_metrics, summarize
-from pointcloud_sivae.models.latent_density import MIXTURES, sampler_label, sampler_record
+from pointcloud_sivae.models.latent_density import Sampler
 from pointcloud_sivae.training.checkpoint import run_dir_of
 from pointcloud_sivae.utils.arrays import ArrayFileError, check_clouds, load_arrays
 from pointcloud_sivae.utils.runtime import select_device, write_json
@@ -67,28 +67,26 @@ def run_generation(args) -> dict:
     ev = GenerationEvaluator(ref, split.manifest["normalization"], protocol=args.protocol, emd=args.emd,
                              chamfer_backend=args.chamfer_backend, emd_backend=args.emd_backend, device=inf.device,
                              progress=args.progress, jsd_allow_outside=args.jsd_allow_outside)
-    per_seed = []
+    sampler, per_seed = Sampler.of(args), []
     for seed in args.seeds:
-        metrics = ev(inf.decode(inf.latents(n_s, seed, args.sampler, args.gmm_components)))
+        metrics = ev(inf.decode(inf.latents(n_s, seed, sampler)))
         per_seed.append(metrics)
         print(f"seed {seed}: " + ", ".join(f"{k} {v:.5g}" for k, v in metrics.items()), file=sys.stderr)
     summary = summarize(per_seed)
     print(format_table(summary, f"generation: {inf.config['data']['category']} {args.split}, "
                                 f"protocol {args.protocol}, |S|={n_s}, |R|={len(ref)}, seeds {args.seeds}, "
-                                f"sampler {sampler_label(args.sampler, args.gmm_components)}"))
+                                f"sampler {sampler.label}"))
     _report_jsd_outside(ev)
     result = {**result_header(args, t0), "kind": "generation", "checkpoint": str(inf.checkpoint),
               "epoch": inf.state["epoch"], "category": inf.config["data"]["category"], "split": args.split,
               "data_normalization": split.manifest["normalization"], "num_samples": n_s,
               "num_reference": len(ref), "num_points": int(ref.shape[1]), "point_subset": split.subset,
               "seeds": args.seeds,
-              **sampler_record(args.sampler, args.gmm_components),
+              **sampler.record(),
               "prior_std": inf.model.prior_std, "distance_implementations": ev.distance_implementations(),
               "metrics": summary, "per_seed": per_seed, "timings": ev.timings}
     result["run_time_s"] = round(time.perf_counter() - t0, 3)
-    tag = {"prior": "", "gmm": "_gmm", "gmm-aggregate": "_gmmagg", "aggregated-posterior": "_aggpost"}[args.sampler]
-    tag += f"{args.gmm_components}" if args.sampler in MIXTURES else ""
-    write_json(result, args.out or run_dir / "eval" / f"generation_{args.split}_{args.protocol}{tag}.json")
+    write_json(result, args.out or run_dir / "eval" / f"generation_{args.split}_{args.protocol}{sampler.file_tag}.json")
     return result
 
 

@@ -120,7 +120,8 @@ def add_num_importance(p: argparse.ArgumentParser, default: int, low: int = 0) -
 
 
 def add_sampler(p: argparse.ArgumentParser) -> None:
-    """``--sampler`` and ``--gmm-components``: where the latent codes of generated clouds come from."""
+    """``--sampler``, ``--gmm-components`` and ``--temperature``: where the latent codes of generated
+    clouds come from (:class:`~pointcloud_sivae.models.latent_density.Sampler`)."""
     from pointcloud_sivae.models.latent_density import DEFAULT_GMM_COMPONENTS, DEFAULT_SAMPLER, SAMPLERS
 
     p.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER,
@@ -133,6 +134,9 @@ def add_sampler(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gmm-components", type=bounded_int(1), default=DEFAULT_GMM_COMPONENTS,
                    help="components of the --sampler gmm / gmm-aggregate mixture (full covariances), >= 1 "
                         f"(default: {DEFAULT_GMM_COMPONENTS})")
+    p.add_argument("--temperature", type=bounded_float(0.0, open_low=True), default=1.0,
+                   help="--sampler prior only: draw codes from N(0, (T prior_std)^2 I), the prior's standard deviation "
+                        "scaled by T > 0 (Glow's sampling temperature; below 1, nearer the prior's mode) (default: 1)")
 
 
 def command_parser(prog: str, description: str, add_options) -> argparse.ArgumentParser:

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pointcloud_sivae.models.latent_density import (AGGREGATED_POSTERIOR, MIXTURES, SAMPLERS, AggregatedPosterior,
-                                                     PosteriorGMM, posterior_draws)
+from pointcloud_sivae.models.latent_density import (AGGREGATED_POSTERIOR, MIXTURES, AggregatedPosterior, PosteriorGMM,
+                                                     Sampler, posterior_draws)
 from pointcloud_sivae.training.checkpoint import load_model, resolve_checkpoint_path
 from pointcloud_sivae.data.prepared import load_split
 from pointcloud_sivae.data.normalization import EvaluationFrame
@@ -81,26 +81,25 @@ class Inference:
         """Model-frame clouds (M, N, 3) of latents (M, Z)."""
         return self.model.decode_chunked(z).cpu().numpy()
 
-    def prior(self, n: int, seed: int) -> torch.Tensor:
+    def prior(self, n: int, seed: int, temperature: float = 1.0) -> torch.Tensor:
+        """``n`` codes (n, Z) from the prior ``N(0, (temperature * prior_std)^2 I)``, fixed by ``seed``."""
         g = torch.Generator(device=self.device).manual_seed(seed)
-        return self.model.sample_prior(n, generator=g)
+        return temperature * self.model.sample_prior(n, generator=g)
 
-    def latents(self, n: int, seed: int, sampler: str = "prior", components: int = 10) -> torch.Tensor:
-        """``n`` latent codes (n, Z) from ``sampler``: ``prior`` (:meth:`prior`), ``gmm`` or
-        ``gmm-aggregate`` (:meth:`posterior_gmm` with ``components``), or ``aggregated-posterior``
-        (:meth:`aggregated_posterior`; ``components`` unused), fixed by ``seed``.
+    def latents(self, n: int, seed: int, sampler: Sampler = Sampler()) -> torch.Tensor:
+        """``n`` latent codes (n, Z) from ``sampler``: the prior (:meth:`prior`, at the sampler's
+        temperature), ``gmm`` or ``gmm-aggregate`` (:meth:`posterior_gmm` with its components), or
+        ``aggregated-posterior`` (:meth:`aggregated_posterior`), fixed by ``seed``.
 
         Raises:
-            ValueError: an unknown sampler, or more components than training shapes.
+            ValueError: more components than training shapes.
             MissingDataError: a sampler other than the prior without the run's prepared training split.
         """
-        if sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-        if sampler == "prior":
-            return self.prior(n, seed)
-        if sampler == AGGREGATED_POSTERIOR:
+        if sampler.name == "prior":
+            return self.prior(n, seed, sampler.temperature)
+        if sampler.name == AGGREGATED_POSTERIOR:
             return self.aggregated_posterior().sample(n, seed).to(self.device)
-        return self.posterior_gmm(components, sampler).sample(n, seed).to(self.device)
+        return self.posterior_gmm(sampler.components, sampler.name).sample(n, seed).to(self.device)
 
     def train_posteriors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The posteriors ``(mu, logvar)``, each (M, Z), of the M non-empty training clouds (each

@@ -1,4 +1,4 @@
-"""``python -m pointcloud_sivae.sample``: draw clouds from a trained checkpoint (its prior, or a ``--sampler`` mixture).
+"""``python -m pointcloud_sivae.sample``: draw clouds from a trained checkpoint (its prior, at ``--temperature``, or a ``--sampler`` density).
 
     python -m pointcloud_sivae.sample --checkpoint runs/<run> -n 16 --seed 0 --out samples/
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pointcloud_sivae.cli import add_sampler, base_parser, bounded_int, run
 from pointcloud_sivae.inference import Inference, write_clouds
-from pointcloud_sivae.models.latent_density import sampler_record
+from pointcloud_sivae.models.latent_density import Sampler
 from pointcloud_sivae.utils.render import ROLE_COLORS, HeadlessRenderer, save_png, strip
 
 
@@ -21,12 +21,13 @@ def sample(args) -> None:
     inf = Inference(args.checkpoint, args.device, args.data_root)
     if args.num < 1:
         raise ValueError(f"-n must be positive, got {args.num}")
-    clouds = inf.frame.to_evaluation(inf.decode(inf.latents(args.num, args.seed, args.sampler, args.gmm_components)))
+    sampler = Sampler.of(args)
+    clouds = inf.frame.to_evaluation(inf.decode(inf.latents(args.num, args.seed, sampler)))
     names = [f"{k:03d}" for k in range(args.num)]
     out = Path(args.out)
     write_clouds(out, {"sample": clouds}, names, {
         "kind": "sample", "checkpoint": str(inf.checkpoint), "epoch": inf.state["epoch"], "seed": args.seed,
-        **sampler_record(args.sampler, args.gmm_components),
+        **sampler.record(),
         "prior_std": inf.model.prior_std, "num_points": inf.num_points, "frame": "output (evaluation) frame",
         "normalization": inf.normalization})
     if not args.no_render:

@@ -1,5 +1,5 @@
 """The ex-post Gaussian-mixture samplers (``--sampler gmm``, ``gmm-aggregate``), the aggregated posterior
-itself (``aggregated-posterior``) and compare's data-copying statistic."""
+itself (``aggregated-posterior``), the prior's temperature and compare's data-copying statistic."""
 
 import argparse
 import json
@@ -12,8 +12,7 @@ from eval.__main__ import main as eval_main
 from pointcloud_sivae.cli import add_sampler
 from pointcloud_sivae.experiments.compare import reference_train_over_reference, train_over_reference
 from pointcloud_sivae.inference import Inference
-from pointcloud_sivae.models.latent_density import (AggregatedPosterior, PosteriorGMM, posterior_draws, sampler_label,
-                                                     sampler_of, sampler_record)
+from pointcloud_sivae.models.latent_density import AggregatedPosterior, PosteriorGMM, Sampler, posterior_draws
 
 
 def _two_clusters(n: int = 400, z: int = 4) -> np.ndarray:
@@ -91,15 +90,13 @@ def test_inference_draws_codes_from_the_prior_or_the_mixture(trained_run):
     inf = Inference(trained_run, "cpu")
     prior = inf.latents(6, seed=0)
     torch.testing.assert_close(prior, inf.prior(6, 0))
-    z = inf.latents(6, seed=0, sampler="gmm", components=2)
+    z = inf.latents(6, seed=0, sampler=Sampler("gmm", 2))
     assert z.shape == (6, inf.model.z_dim)
     mu = inf.encode(inf.split("train").points.numpy()).numpy()
     # the mixture's codes lie where the training posterior means are (spread by reg_covar's 0.01 std here,
     # after one epoch), not at the prior's scale (std 0.2)
     assert np.abs(z.numpy() - mu.mean(0)).max() < 0.06 and prior.std().item() > 0.15
     assert inf.posterior_gmm(2) is inf.posterior_gmm(2)  # fitted once
-    with pytest.raises(ValueError, match="unknown sampler 'flow'"):
-        inf.latents(2, 0, sampler="flow")
     with pytest.raises(ValueError, match="not a mixture sampler"):
         inf.posterior_gmm(2, "prior")
 
@@ -114,7 +111,7 @@ def test_the_aggregate_mixture_holds_the_posterior_variance_that_the_means_mixtu
     np.testing.assert_allclose(cov(means), mu.double().var(0, correction=0) + 1e-4, rtol=1e-6)
     expected = mu.double().var(0) + logvar.double().exp().mean(0) + 1e-4
     assert abs(cov(aggregate).sum() / expected.sum().item() - 1) < 0.1
-    z = inf.latents(4, seed=0, sampler="gmm-aggregate", components=1)
+    z = inf.latents(4, seed=0, sampler=Sampler("gmm-aggregate", 1))
     assert z.shape == (4, inf.model.z_dim) and z.dtype == torch.float32
 
 
@@ -142,10 +139,10 @@ def test_inference_samples_the_aggregated_posterior_of_its_training_shapes(train
     mu, logvar = inf.model.posteriors(torch.from_numpy(inf.split("train").nonempty().points.numpy()))
     torch.testing.assert_close(inf.train_posteriors(), (mu, logvar))
     assert inf.train_posteriors() is inf.train_posteriors() and inf.aggregated_posterior() is inf.aggregated_posterior()
-    z = inf.latents(200, seed=0, sampler="aggregated-posterior", components=999)  # components: not used
+    z = inf.latents(200, seed=0, sampler=Sampler("aggregated-posterior", 999))  # components: not used
     assert z.shape == (200, inf.model.z_dim) and z.dtype == torch.float32
     torch.testing.assert_close(z, AggregatedPosterior.of(mu, logvar).sample(200, seed=0))
-    assert not torch.equal(z, inf.latents(200, seed=1, sampler="aggregated-posterior"))
+    assert not torch.equal(z, inf.latents(200, seed=1, sampler=Sampler("aggregated-posterior")))
 
 
 def test_the_copying_statistic_flags_copies_and_not_average_shapes():
@@ -165,11 +162,48 @@ def test_the_copying_statistic_flags_copies_and_not_average_shapes():
 def test_commands_without_sampler_options_get_the_cli_defaults():
     p = argparse.ArgumentParser()
     add_sampler(p)
-    assert sampler_of(argparse.Namespace()) == sampler_of(p.parse_args([])) == ("prior", 10)  # a sweep's args
-    assert sampler_of(p.parse_args(["--sampler", "gmm", "--gmm-components", "30"])) == ("gmm", 30)
-    assert sampler_of(p.parse_args(["--sampler", "gmm-aggregate"])) == ("gmm-aggregate", 10)
-    assert sampler_of(p.parse_args(["--sampler", "aggregated-posterior"])) == ("aggregated-posterior", 10)
-    assert sampler_record("prior", 10) == {"sampler": "prior"}
-    assert set(sampler_record("aggregated-posterior", 10)) == {"sampler", "aggregated_posterior"}
-    assert sampler_label("aggregated-posterior", 10) == "aggregated-posterior" and sampler_label("gmm", 3) == "gmm 3"
-    assert "posterior means" in sampler_record("gmm", 10)["gmm"] and "aggregated" in sampler_record("gmm-aggregate", 3)["gmm"]
+    assert Sampler.of(argparse.Namespace()) == Sampler.of(p.parse_args([])) == Sampler("prior", 10, 1.0)  # a sweep's
+    assert Sampler.of(p.parse_args(["--sampler", "gmm", "--gmm-components", "30"])) == Sampler("gmm", 30)
+    assert Sampler.of(p.parse_args(["--sampler", "gmm-aggregate"])) == Sampler("gmm-aggregate", 10)
+    assert Sampler.of(p.parse_args(["--sampler", "aggregated-posterior"])) == Sampler("aggregated-posterior", 10)
+    assert Sampler.of(p.parse_args(["--temperature", "0.7"])) == Sampler("prior", 10, 0.7)
+    assert Sampler().record() == {"sampler": "prior"} and Sampler(temperature=0.5).record()["temperature"] == 0.5
+    assert set(Sampler("aggregated-posterior").record()) == {"sampler", "aggregated_posterior"}
+    assert Sampler("aggregated-posterior").label == "aggregated-posterior" and Sampler("gmm", 3).label == "gmm 3"
+    assert Sampler(temperature=0.7).label == "prior T=0.7" and Sampler().label == "prior"
+    assert [Sampler().file_tag, Sampler(temperature=0.7).file_tag, Sampler("gmm-aggregate", 100).file_tag] == \
+        ["", "_T0.7", "_gmmagg100"]
+    assert "posterior means" in Sampler("gmm").record()["gmm"]
+    assert "aggregated" in Sampler("gmm-aggregate", 3).record()["gmm"]
+    for bad in (["--temperature", "0"], ["--temperature", "-1"], ["--temperature", "nan"], ["--gmm-components", "0"]):
+        with pytest.raises(SystemExit):
+            p.parse_args(bad)
+
+
+def test_a_sampler_that_cannot_be_drawn_is_refused_with_what_to_change():
+    with pytest.raises(ValueError, match="unknown sampler 'flow'"):
+        Sampler("flow")
+    with pytest.raises(ValueError, match="applies to --sampler prior only"):
+        Sampler("gmm-aggregate", 100, 0.7)
+    for t in (0.0, -0.5, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="positive number"):
+            Sampler(temperature=t)
+    with pytest.raises(ValueError, match="at least 1"):
+        Sampler("gmm", 0)
+
+
+def test_the_prior_at_temperature_t_scales_the_same_draws_by_t(trained_run, tmp_path):
+    """Glow's temperature: z ~ N(0, (T sigma_p)^2 I); with one seed the codes are T times the T = 1 codes,
+    so the decoded clouds change with T alone."""
+    inf = Inference(trained_run, "cpu")
+    z1 = inf.latents(64, seed=3)
+    z_half = inf.latents(64, seed=3, sampler=Sampler(temperature=0.5))
+    torch.testing.assert_close(z_half, 0.5 * z1, rtol=0, atol=0)
+    assert abs(z_half.std().item() / (0.5 * inf.model.prior_std) - 1) < 0.05
+    assert eval_main(["generation", "--checkpoint", str(trained_run), "--split", "val", "--num-samples", "6",
+                      "--temperature", "0.5", "--emd", "none", "--device", "cpu", "--progress", "false"]) == 0
+    r = json.loads((trained_run / "eval" / "generation_val_pointflow_T0.5.json").read_text())
+    assert r["sampler"] == "prior" and r["temperature"] == 0.5 and 0 < r["metrics"]["COV-CD"]["mean"] <= 1
+    assert eval_main(["generation", "--checkpoint", str(trained_run), "--split", "val", "--num-samples", "6",
+                      "--sampler", "gmm", "--temperature", "0.5", "--emd", "none", "--device", "cpu",
+                      "--progress", "false"]) != 0

@@ -33,7 +33,7 @@ from pointcloud_sivae.metrics.distances import pairwise_chamfer
 from pointcloud_sivae.metrics.evaluator import DISPLAY, GenerationEvaluator, reconstruction_metrics, summarize
 from pointcloud_sivae.metrics.protocols import apply_protocol
 from pointcloud_sivae.models.latent_density import (AGGREGATED_POSTERIOR, AGGREGATED_POSTERIOR_TEXT, FITTED_TO,
-                                                     sampler_of, sampler_record)
+                                                     Sampler)
 from pointcloud_sivae.training.checkpoint import load_checkpoint, resumed_config
 from pointcloud_sivae.training.config import FLAG_SECTION, METHODS, config_for_data, resolve_config
 from pointcloud_sivae.utils.runtime import die_with_parent, provenance, write_json
@@ -169,8 +169,7 @@ def score_run(args, run_dir: Path, seed: int, ev_cache: dict) -> dict[str, float
         ev_cache["ev"] = GenerationEvaluator(ref, norm, protocol=args.protocol, emd=args.emd, device=inf.device,
                                              chamfer_backend=backend, jsd_allow_outside=True)  # strays count
     ev = ev_cache["ev"]
-    sampler, components = sampler_of(args)
-    sample = inf.decode(inf.latents(len(ref), seed, sampler, components))
+    sample = inf.decode(inf.latents(len(ref), seed, Sampler.of(args)))
     out = dict(ev(sample))
     if "train_points" not in ev_cache:  # the data-copying guard's baseline: the held-out shapes' own value
         ev_cache["train_points"] = inf.split("train").points.numpy()
@@ -263,7 +262,7 @@ def best_per_metric(summary: dict[str, dict[str, dict[str, float]]]) -> dict[str
 def sampler_text(result: dict) -> str:
     """How the scored samples' latent codes were drawn, in words."""
     if result.get("sampler", "prior") == "prior":
-        return "prior samples"
+        return f"prior samples at temperature {result['temperature']:g}" if "temperature" in result else "prior samples"
     if result["sampler"] == AGGREGATED_POSTERIOR:
         return f"codes from {AGGREGATED_POSTERIOR_TEXT}"
     return (f"codes from a {result['gmm_components']}-component Gaussian mixture fitted to the training split's "
@@ -327,6 +326,7 @@ def run_compare(args) -> dict:
     for method in args.methods:  # flags and config file checked before anything runs
         _train_config(args, method, args.seeds[0])
     _check_protocol(args)  # before hours of training, not after
+    Sampler.of(args)  # ... and the sampler's options
     args.out.mkdir(parents=True, exist_ok=True)
     per_run: dict[str, list[dict]] = {m: [] for m in args.methods}
     ev_cache: dict = {}
@@ -349,7 +349,7 @@ def run_compare(args) -> dict:
         "data_normalization": ev.normalization, "num_reference": int(len(ev.reference)),
         "num_points": int(ev.reference.shape[1]), "distance_implementations": ev.distance_implementations(),
         "split": getattr(args, "split", "test"),
-        **sampler_record(*sampler_of(args)),
+        **Sampler.of(args).record(),
         "num_importance_samples": args.num_importance,
         "observation_model": "Gaussian mixture at the decoded points, sigma fitted per run on its training split",
         "units": {k: (unit or "raw") for k, (_, _, unit) in COLUMNS.items()},

@@ -1,4 +1,4 @@
-"""Samplers of latent codes: the prior, or a density fitted to the posterior means after training.
+"""Samplers of latent codes: the prior (at a temperature), or a density fitted to the posteriors after training.
 
 A VAE's decoder is trained on codes of the aggregated posterior ``q(z) = mean_x q(z|x)``; where
 that leaves parts of the prior without mass (the "prior hole"), prior samples decode to poor
@@ -19,6 +19,7 @@ of the ``gmm-aggregate`` mixtures as their component count grows, docs/results.m
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,29 +39,73 @@ AGGREGATE_DRAWS = 10  # gmm-aggregate: posterior draws per training shape that t
 AGGREGATE_SEED = 0  # ... and the seed of those draws, so that a run's mixture is fixed
 
 
-def sampler_of(args) -> tuple[str, int]:
-    """``(sampler, gmm_components)`` of a command's parsed arguments; the defaults where the command
-    has no sampler options (a sweep scores prior samples)."""
-    return (getattr(args, "sampler", DEFAULT_SAMPLER), getattr(args, "gmm_components", DEFAULT_GMM_COMPONENTS))
+@dataclass(frozen=True)
+class Sampler:
+    """Where the latent codes of generated clouds come from, as the commands' ``--sampler``,
+    ``--gmm-components`` and ``--temperature`` give it.
 
+    Attributes:
+        name: one of :data:`SAMPLERS`.
+        components: K of a ``gmm`` / ``gmm-aggregate`` mixture, >= 1 (unused by the other samplers).
+        temperature: T > 0 of the prior: codes ``z ~ N(0, (T sigma_p)^2 I)``, the prior's standard
+            deviation scaled by T (sampling "at temperature T", Kingma & Dhariwal, "Glow", NeurIPS 2018,
+            section 5; Vahdat & Kautz, "NVAE", NeurIPS 2020). 1 is the model's own prior; below 1 the
+            codes are drawn nearer the prior's mode. The same seed gives T times the codes of T = 1.
 
-def sampler_record(sampler: str, components: int) -> dict:
-    """What a result file says of its sampler: ``{"sampler": ...}``, for a mixture its component count
-    and how it was fitted, for ``aggregated-posterior`` what it draws."""
-    if sampler == AGGREGATED_POSTERIOR:
-        return {"sampler": sampler, "aggregated_posterior": AGGREGATED_POSTERIOR_TEXT}
-    if sampler not in MIXTURES:
-        return {"sampler": sampler}
-    fitted_to = ("the posterior means of the train split (Ghosh et al., ICLR 2020)" if sampler == "gmm" else
-                 f"{AGGREGATE_DRAWS} draws per shape from the posteriors q(z|x) of the train split (seed "
-                 f"{AGGREGATE_SEED}): the aggregated posterior")
-    return {"sampler": sampler, "gmm_components": components,
-            "gmm": f"full covariances, reg_covar {REG_COVAR:g}, fitted to {fitted_to}"}
+    Raises:
+        ValueError: an unknown name, K < 1, T not a positive finite number, or T != 1 with a sampler
+            other than the prior (a mixture's spread is fitted to the posteriors, not scaled).
+    """
 
+    name: str = DEFAULT_SAMPLER
+    components: int = DEFAULT_GMM_COMPONENTS
+    temperature: float = 1.0
 
-def sampler_label(sampler: str, components: int) -> str:
-    """A sampler in a few words, for tables: ``prior``, ``gmm 10``, ``gmm-aggregate 10``."""
-    return sampler if sampler not in MIXTURES else f"{sampler} {components}"
+    def __post_init__(self):
+        if self.name not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.name!r}; choose one of {', '.join(SAMPLERS)}")
+        if self.components < 1:
+            raise ValueError(f"--gmm-components must be at least 1, got {self.components}")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"--temperature must be a positive number, got {self.temperature}")
+        if self.temperature != 1 and self.name != "prior":
+            raise ValueError(f"--temperature scales the prior's standard deviation and applies to --sampler prior "
+                             f"only, got --sampler {self.name} with --temperature {self.temperature:g}; drop one")
+
+    @classmethod
+    def of(cls, args) -> "Sampler":
+        """The sampler of a command's parsed arguments; the defaults (the model's prior) where the
+        command has no sampler options (a sweep scores prior samples)."""
+        return cls(getattr(args, "sampler", DEFAULT_SAMPLER), getattr(args, "gmm_components", DEFAULT_GMM_COMPONENTS),
+                   getattr(args, "temperature", 1.0))
+
+    @property
+    def label(self) -> str:
+        """In a few words, for tables: ``prior``, ``prior T=0.7``, ``gmm 10``, ``gmm-aggregate 100``."""
+        if self.name in MIXTURES:
+            return f"{self.name} {self.components}"
+        return f"prior T={self.temperature:g}" if self.temperature != 1 else self.name
+
+    @property
+    def file_tag(self) -> str:
+        """A suffix for result files: ``""`` (the prior), ``_T0.7``, ``_gmm10``, ``_gmmagg100``, ``_aggpost``."""
+        tag = {"prior": "", "gmm": "_gmm", "gmm-aggregate": "_gmmagg", AGGREGATED_POSTERIOR: "_aggpost"}[self.name]
+        if self.name in MIXTURES:
+            tag += str(self.components)
+        return tag + (f"_T{self.temperature:g}" if self.temperature != 1 else "")
+
+    def record(self) -> dict:
+        """What a result file says of it: ``{"sampler": ...}``; the prior's temperature when not 1, a
+        mixture's component count and how it was fitted, what ``aggregated-posterior`` draws."""
+        if self.name == AGGREGATED_POSTERIOR:
+            return {"sampler": self.name, "aggregated_posterior": AGGREGATED_POSTERIOR_TEXT}
+        if self.name not in MIXTURES:
+            return {"sampler": self.name, **({"temperature": self.temperature} if self.temperature != 1 else {})}
+        fitted_to = ("the posterior means of the train split (Ghosh et al., ICLR 2020)" if self.name == "gmm" else
+                     f"{AGGREGATE_DRAWS} draws per shape from the posteriors q(z|x) of the train split (seed "
+                     f"{AGGREGATE_SEED}): the aggregated posterior")
+        return {"sampler": self.name, "gmm_components": self.components,
+                "gmm": f"full covariances, reg_covar {REG_COVAR:g}, fitted to {fitted_to}"}
 
 
 def posterior_draws(mu: torch.Tensor, logvar: torch.Tensor, draws: int = AGGREGATE_DRAWS,
