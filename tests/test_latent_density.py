@@ -64,6 +64,10 @@ def test_posterior_draws_follow_each_posterior_and_add_its_variance_to_the_means
         posterior_draws(mu, logvar[:, :2])
     with pytest.raises(ValueError, match="at least 1"):
         posterior_draws(mu, logvar, draws=0)
+    with pytest.raises(ValueError, match="finite"):  # the same checks as AggregatedPosterior.of
+        posterior_draws(mu, torch.full_like(logvar, float("nan")))
+    with pytest.raises(ValueError, match="M >= 1"):
+        posterior_draws(mu[:0], logvar[:0])
 
 
 def test_the_aggregated_posterior_picks_shapes_uniformly_and_draws_from_their_posteriors():

@@ -108,6 +108,18 @@ class Sampler:
                 "gmm": f"full covariances, reg_covar {REG_COVAR:g}, fitted to {fitted_to}"}
 
 
+def _checked_posteriors(mu: torch.Tensor, logvar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``mu`` and ``logvar`` as float64 on the CPU, after checking that they are both finite (M, Z)
+    with M >= 1 (raises ValueError otherwise)."""
+    if mu.dim() != 2 or mu.shape != logvar.shape or len(mu) == 0:
+        raise ValueError(f"mu and logvar must both be (M, Z) with M >= 1, got {tuple(mu.shape)} and "
+                         f"{tuple(logvar.shape)}")
+    mu, logvar = mu.detach().cpu().double(), logvar.detach().cpu().double()
+    if not (mu.isfinite().all() and logvar.isfinite().all()):
+        raise ValueError("the posterior means and log-variances must be finite")
+    return mu, logvar
+
+
 def posterior_draws(mu: torch.Tensor, logvar: torch.Tensor, draws: int = AGGREGATE_DRAWS,
                     seed: int = AGGREGATE_SEED) -> torch.Tensor:
     """Codes from the aggregated posterior of a set of shapes: ``draws`` samples of every posterior
@@ -121,13 +133,12 @@ def posterior_draws(mu: torch.Tensor, logvar: torch.Tensor, draws: int = AGGREGA
         (M * draws, Z) float64 codes on the CPU, shape by shape (``draws`` rows per shape).
 
     Raises:
-        ValueError: ``mu`` and ``logvar`` not both (M, Z), or ``draws`` < 1.
+        ValueError: ``mu`` and ``logvar`` not both finite (M, Z) with M >= 1, or ``draws`` < 1.
     """
-    if mu.dim() != 2 or mu.shape != logvar.shape:
-        raise ValueError(f"mu and logvar must both be (M, Z), got {tuple(mu.shape)} and {tuple(logvar.shape)}")
     if draws < 1:
         raise ValueError(f"draws must be at least 1, got {draws}")
-    mu, std = mu.detach().cpu().double(), (0.5 * logvar.detach().cpu().double()).exp()
+    mu, logvar = _checked_posteriors(mu, logvar)
+    std = (0.5 * logvar).exp()
     eps = torch.randn((len(mu), draws, mu.shape[1]), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     return (mu[:, None] + std[:, None] * eps).reshape(-1, mu.shape[1])
 
@@ -212,12 +223,7 @@ class AggregatedPosterior:
         Raises:
             ValueError: ``mu`` and ``logvar`` not both (M, Z) with M >= 1, or not finite.
         """
-        if mu.dim() != 2 or mu.shape != logvar.shape or len(mu) == 0:
-            raise ValueError(f"mu and logvar must both be (M, Z) with M >= 1, got {tuple(mu.shape)} and "
-                             f"{tuple(logvar.shape)}")
-        mu_, logvar_ = (t.detach().cpu().double().numpy() for t in (mu, logvar))
-        if not (np.isfinite(mu_).all() and np.isfinite(logvar_).all()):
-            raise ValueError("the posterior means and log-variances must be finite")
+        mu_, logvar_ = (t.numpy() for t in _checked_posteriors(mu, logvar))
         return cls(mu_, np.exp(0.5 * logvar_))
 
     def sample(self, n: int, seed: int) -> torch.Tensor:
