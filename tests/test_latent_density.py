@@ -179,6 +179,13 @@ def test_commands_without_sampler_options_get_the_cli_defaults():
         ["", "_T0.7", "_gmmagg100"]
     assert "posterior means" in Sampler("gmm").record()["gmm"]
     assert "aggregated" in Sampler("gmm-aggregate", 3).record()["gmm"]
+    for s in (Sampler(), Sampler(temperature=0.7), Sampler("gmm", 30), Sampler("gmm-aggregate", 100),
+              Sampler("aggregated-posterior")):  # a result file's record names its sampler again
+        assert Sampler.of_record(s.record()) == s
+    assert Sampler.of_record({}) == Sampler()  # result files from before the sampler options: the prior
+    assert [Sampler().text, Sampler(temperature=0.7).text] == ["prior samples", "prior samples at temperature 0.7"]
+    assert Sampler("gmm-aggregate", 100).text.startswith("codes from a 100-component Gaussian mixture")
+    assert Sampler("aggregated-posterior").text.startswith("codes from the aggregated posterior")
     for bad in (["--temperature", "0"], ["--temperature", "-1"], ["--temperature", "nan"], ["--gmm-components", "0"]):
         with pytest.raises(SystemExit):
             p.parse_args(bad)

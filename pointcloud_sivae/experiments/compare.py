@@ -32,8 +32,7 @@ from pointcloud_sivae.likelihood import fit_obs_std, score_clouds
 from pointcloud_sivae.metrics.distances import pairwise_chamfer
 from pointcloud_sivae.metrics.evaluator import DISPLAY, GenerationEvaluator, reconstruction_metrics, summarize
 from pointcloud_sivae.metrics.protocols import apply_protocol
-from pointcloud_sivae.models.latent_density import (AGGREGATED_POSTERIOR, AGGREGATED_POSTERIOR_TEXT, FITTED_TO,
-                                                     Sampler)
+from pointcloud_sivae.models.latent_density import Sampler
 from pointcloud_sivae.training.checkpoint import load_checkpoint, resumed_config
 from pointcloud_sivae.training.config import FLAG_SECTION, METHODS, config_for_data, resolve_config
 from pointcloud_sivae.utils.runtime import die_with_parent, provenance, write_json
@@ -259,16 +258,6 @@ def best_per_metric(summary: dict[str, dict[str, dict[str, float]]]) -> dict[str
     return out
 
 
-def sampler_text(result: dict) -> str:
-    """How the scored samples' latent codes were drawn, in words."""
-    if result.get("sampler", "prior") == "prior":
-        return f"prior samples at temperature {result['temperature']:g}" if "temperature" in result else "prior samples"
-    if result["sampler"] == AGGREGATED_POSTERIOR:
-        return f"codes from {AGGREGATED_POSTERIOR_TEXT}"
-    return (f"codes from a {result['gmm_components']}-component Gaussian mixture fitted to the training split's "
-            f"{FITTED_TO[result['sampler']]}")
-
-
 def to_markdown(result: dict) -> str:
     summary, best = result["summary"], result["best"]
     methods = list(summary)
@@ -276,7 +265,7 @@ def to_markdown(result: dict) -> str:
             f"Same budget for every method: {result['epochs']} epochs, seeds {result['seeds']}, training config "
             f"below; checkpoint `{result['checkpoint_choice']}.pt`. {result.get('split', 'test').capitalize()} split: "
             f"|R| = {result['num_reference']}, "
-            f"|S| = |R| samples per run ({sampler_text(result)}), protocol `{result['protocol']}` "
+            f"|S| = |R| samples per run ({Sampler.of_record(result).text}), protocol `{result['protocol']}` "
             f"(data normalisation `{result['data_normalization']['method']}`), Chamfer "
             f"{result['distance_implementations']['chamfer']}"
             + (f", EMD {result['distance_implementations']['emd']}" if "emd" in result['distance_implementations']

@@ -79,6 +79,22 @@ class Sampler:
         return cls(getattr(args, "sampler", DEFAULT_SAMPLER), getattr(args, "gmm_components", DEFAULT_GMM_COMPONENTS),
                    getattr(args, "temperature", 1.0))
 
+    @classmethod
+    def of_record(cls, record: dict) -> "Sampler":
+        """The sampler that a result file's :meth:`record` describes (a file without one: the prior)."""
+        return cls(record.get("sampler", DEFAULT_SAMPLER), record.get("gmm_components", DEFAULT_GMM_COMPONENTS),
+                   record.get("temperature", 1.0))
+
+    @property
+    def text(self) -> str:
+        """How the codes are drawn, in words, for a table's caption."""
+        if self.name == "prior":
+            return f"prior samples at temperature {self.temperature:g}" if self.temperature != 1 else "prior samples"
+        if self.name == AGGREGATED_POSTERIOR:
+            return f"codes from {AGGREGATED_POSTERIOR_TEXT}"
+        return (f"codes from a {self.components}-component Gaussian mixture fitted to the training split's "
+                f"{FITTED_TO[self.name]}")
+
     @property
     def label(self) -> str:
         """In a few words, for tables: ``prior``, ``prior T=0.7``, ``gmm 10``, ``gmm-aggregate 100``."""
