@@ -1,7 +1,8 @@
 """Evaluations of a trained model on a prepared split, and of two sets of clouds given as files.
 
-* ``generation``: MMD, COV and 1-NNA (Chamfer distance, EMD), JSD and the diversity ratio of generated
-  samples (prior, or an ex-post mixture of the posterior means) against a split, over sample seeds;
+* ``generation``: MMD, COV and 1-NNA (Chamfer distance, EMD), JSD, the diversity ratio and the copying
+  statistics (:mod:`pointcloud_sivae.metrics.novelty`: new shapes, typical shapes or copies of the
+  training split) of generated samples (prior, or an ex-post mixture) against a split, over sample seeds;
 * ``reconstruction``: Chamfer distance and EMD between each shape of a split and the decoding of
   its posterior mean;
 * ``sets``: the generation table of two files of clouds.
@@ -22,6 +23,7 @@ import numpy as np
 from eval.tables import format_table, result_header
 from pointcloud_sivae.inference import Inference
 from pointcloud_sivae.metrics.evaluator import GenerationEvaluator, reconstruction_metrics, summarize
+from pointcloud_sivae.metrics.novelty import COPYING_TEXT
 from pointcloud_sivae.models.latent_density import Sampler
 from pointcloud_sivae.training.checkpoint import run_dir_of
 from pointcloud_sivae.utils.arrays import ArrayFileError, check_clouds, load_arrays
@@ -51,6 +53,17 @@ def _checkpoint_context(args):
     return inf, inf.split(args.split).nonempty(), run_dir_of(inf.checkpoint)
 
 
+def report_copying(summary: dict, split: str) -> None:
+    """One line under a generation table that reads the copying statistics (or says why they are absent)."""
+    if "train-distance-ratio" not in summary:
+        print("copying statistics: not computed (no training shapes to compare the samples with)")
+        return
+    ratio, share, nn = (summary[k]["mean"] for k in ("train-distance-ratio", "copy-share", "nn-train-ratio"))
+    print(f"copying: the samples' median distance to the nearest training shape is {ratio:.2f} x that of the {split} "
+          f"shapes, {share:.0%} of them are nearer a training shape than the nearest 10 % of {split} shapes are "
+          f"(copies: far above 10 %), nn-train-ratio {nn:.2f} (copies: far below 1; {split} shapes: 1)")
+
+
 def _report_jsd_outside(ev: GenerationEvaluator) -> None:
     """One line under the table when points lay outside the JSD grid's ball (the JSON keeps the fractions)."""
     parts = [f"{frac:.2%} of the {name} points" for name, frac in ev.jsd_outside.items() if frac > 0]
@@ -66,7 +79,8 @@ def run_generation(args) -> dict:
     n_s = args.num_samples or len(ref)
     ev = GenerationEvaluator(ref, split.manifest["normalization"], protocol=args.protocol, emd=args.emd,
                              chamfer_backend=args.chamfer_backend, emd_backend=args.emd_backend, device=inf.device,
-                             progress=args.progress, jsd_allow_outside=args.jsd_allow_outside)
+                             progress=args.progress, jsd_allow_outside=args.jsd_allow_outside,
+                             train=inf.training_clouds())
     sampler, per_seed = Sampler.of(args), []
     for seed in args.seeds:
         metrics = ev(inf.decode(inf.latents(n_s, seed, sampler)))
@@ -76,6 +90,7 @@ def run_generation(args) -> dict:
     print(format_table(summary, f"generation: {inf.config['data']['category']} {args.split}, "
                                 f"protocol {args.protocol}, |S|={n_s}, |R|={len(ref)}, seeds {args.seeds}, "
                                 f"sampler {sampler.label}"))
+    report_copying(summary, args.split)
     _report_jsd_outside(ev)
     result = {**result_header(args, t0), "kind": "generation", "checkpoint": str(inf.checkpoint),
               "epoch": inf.state["epoch"], "category": inf.config["data"]["category"], "split": args.split,
@@ -84,6 +99,7 @@ def run_generation(args) -> dict:
               "seeds": args.seeds,
               **sampler.record(),
               "prior_std": inf.model.prior_std, "distance_implementations": ev.distance_implementations(),
+              "num_train": 0 if ev.train is None else len(ev.train), "copying": COPYING_TEXT,
               "metrics": summary, "per_seed": per_seed, "timings": ev.timings}
     result["run_time_s"] = round(time.perf_counter() - t0, 3)
     write_json(result, args.out or run_dir / "eval" / f"generation_{args.split}_{args.protocol}{sampler.file_tag}.json")

@@ -70,6 +70,17 @@ class Inference:
                           num_points=self.num_points, subset_seed=self.config["data"].get("subset_seed", 0),
                           asked_by=f"the model of {self.checkpoint}")
 
+    def training_clouds(self) -> np.ndarray | None:
+        """(T, N, 3) float32 training clouds (fixed subsets at the model's N, model frame): the
+        baseline of the copying statistics (:mod:`pointcloud_sivae.metrics.novelty`); None when the
+        training split holds no shape.
+
+        Raises:
+            MissingDataError: the run's prepared training split is not there.
+        """
+        train = self.split("train")
+        return train.points.numpy() if train.ids else None
+
     # model
     @torch.no_grad()
     def encode(self, points: np.ndarray) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """The ex-post Gaussian-mixture samplers (``--sampler gmm``, ``gmm-aggregate``), the aggregated posterior
-itself (``aggregated-posterior``), the prior's temperature and compare's data-copying statistic."""
+itself (``aggregated-posterior``), the prior's temperature, and the copying statistics that every
+generation table carries (new shapes, typical shapes or copies)."""
 
 import argparse
 import json
@@ -10,8 +11,10 @@ import torch
 
 from eval.__main__ import main as eval_main
 from pointcloud_sivae.cli import add_sampler
-from pointcloud_sivae.experiments.compare import reference_train_over_reference, train_over_reference
 from pointcloud_sivae.inference import Inference
+from pointcloud_sivae.metrics.distances import pairwise_chamfer
+from pointcloud_sivae.metrics.evaluator import GenerationEvaluator
+from pointcloud_sivae.metrics.novelty import novelty_metrics
 from pointcloud_sivae.models.latent_density import AggregatedPosterior, PosteriorGMM, Sampler, posterior_draws
 
 
@@ -125,6 +128,8 @@ def test_generation_command_with_the_mixture(trained_run, tmp_path):
                       "--progress", "false"]) == 0
     r = json.loads((trained_run / "eval" / "generation_val_pointflow_gmm3.json").read_text())
     assert r["sampler"] == "gmm" and r["gmm_components"] == 3 and 0 < r["metrics"]["COV-CD"]["mean"] <= 1
+    assert r["num_train"] > 0 and "Meehan" in r["copying"] and 0 <= r["metrics"]["copy-share"]["mean"] <= 1
+    assert r["metrics"]["train-distance-ratio"]["mean"] > 0 and r["metrics"]["nn-train-ratio"]["mean"] > 0
     assert eval_main(["generation", "--checkpoint", str(trained_run), "--split", "val", "--num-samples", "6",
                       "--sampler", "gmm-aggregate", "--gmm-components", "2", "--emd", "none", "--device", "cpu",
                       "--progress", "false"]) == 0
@@ -149,18 +154,63 @@ def test_inference_samples_the_aggregated_posterior_of_its_training_shapes(train
     assert not torch.equal(z, inf.latents(200, seed=1, sampler=Sampler("aggregated-posterior")))
 
 
-def test_the_copying_statistic_flags_copies_and_not_average_shapes():
+def _blobs(rng, n: int, base: np.ndarray, spread: float = 0.25) -> np.ndarray:
+    """``n`` clouds drawn as the data set's shapes are: a common base shape stretched along each axis
+    by a random factor (about 1 +- ``spread``), its points jittered a little."""
+    stretch = rng.normal(1.0, spread, size=(n, 1, 3))
+    return (base * stretch + 0.01 * rng.normal(size=(n, 64, 3))).astype(np.float32)
+
+
+def _copying(sample, train, ref) -> dict[str, float]:
+    ev = GenerationEvaluator(ref, {"method": "none"}, protocol="none", emd="none", chamfer_backend="numba",
+                             jsd_allow_outside=True, train=train)
+    return ev(sample)
+
+
+def test_the_copying_statistics_tell_copies_new_and_typical_shapes_apart():
     rng = np.random.default_rng(0)
-    base = rng.normal(size=(1, 64, 3)).astype(np.float32)
-    train = base + 0.3 * rng.normal(size=(40, 64, 3)).astype(np.float32)
-    ref = base + 0.3 * rng.normal(size=(20, 64, 3)).astype(np.float32)
-    held_out = reference_train_over_reference(train, ref, "numba", "cpu")
-    copies = train[:20] + 1e-3 * rng.normal(size=(20, 64, 3)).astype(np.float32)
-    fresh = base + 0.3 * rng.normal(size=(20, 64, 3)).astype(np.float32)
-    average = np.repeat(base, 20, axis=0)  # the blur of a collapsed model: near every cloud
-    assert train_over_reference(copies, train, ref, "numba", "cpu") / held_out < 0.05
-    assert 0.8 < train_over_reference(fresh, train, ref, "numba", "cpu") / held_out < 1.25
-    assert train_over_reference(average, train, ref, "numba", "cpu") / held_out > 0.8
+    base = rng.uniform(-0.5, 0.5, size=(1, 64, 3))
+    train, ref = _blobs(rng, 200, base), _blobs(rng, 100, base)
+    copies = train[:100] + 1e-3 * rng.normal(size=(100, 64, 3)).astype(np.float32)
+    new = _blobs(rng, 100, base)
+    typical = _blobs(rng, 100, base, spread=0.05)  # shapes near the mean shape, the dense middle of the data
+    c, n, t = _copying(copies, train, ref), _copying(new, train, ref), _copying(typical, train, ref)
+    assert c["train-distance-ratio"] < 0.05 and c["copy-share"] == 1.0 and c["nn-train-ratio"] < 0.05
+    assert 0.75 < n["train-distance-ratio"] < 1.3 and n["copy-share"] <= 0.2 and 0.75 < n["nn-train-ratio"] < 1.35
+    # typical shapes: nearer the training set than new shapes are, but no nearer it than the held-out set
+    assert t["train-distance-ratio"] < 0.8 and t["nn-train-ratio"] > 0.7 and t["COV-CD"] < n["COV-CD"] / 2
+
+
+def test_the_copying_statistics_from_their_matrices():
+    D_rt = np.array([[1.0, 4.0], [2.0, 5.0], [3.0, 6.0], [4.0, 7.0]])  # held-out: nearest train 1, 2, 3, 4
+    D_rr = np.array([[0, 2, 2, 2], [2, 0, 2, 2], [2, 2, 0, 2], [2, 2, 2, 0.0]])  # nearest other: 2 each
+    D_st = np.array([[0.5, 9.0], [1.0, 9.0], [5.0, 9.0]])  # nearest train 0.5, 1, 5: median 1
+    D_sr = np.array([[1.0, 3, 3, 3], [2.0, 3, 3, 3], [2.5, 3, 3, 3]])
+    m = novelty_metrics(D_st, D_rt, D_sr, D_rr)
+    assert m["train-distance-ratio"] == pytest.approx(1.0 / 2.5)  # median 1 over the held-out median 2.5
+    assert m["copy-share"] == pytest.approx(2 / 3)  # 0.5 and 1 lie below the held-out 10 % quantile, 1.3
+    assert m["nn-train-ratio"] == pytest.approx(0.5 / 1.25)  # median(0.5, 0.5, 2) over median(.5, 1, 1.5, 2)
+    with pytest.raises(ValueError, match="at least 2 reference shapes"):
+        novelty_metrics(D_st[:, :1], D_rt[:1, :1], D_sr[:, :1], D_rr[:1, :1])
+    with pytest.raises(ValueError, match="shapes disagree"):
+        novelty_metrics(D_st, D_rt[:, :1], D_sr, D_rr)
+
+
+def test_the_evaluator_computes_the_training_matrix_once_and_in_the_protocols_frame():
+    rng = np.random.default_rng(1)
+    base = rng.uniform(-0.5, 0.5, size=(1, 64, 3))
+    train, ref, sample = _blobs(rng, 12, base), _blobs(rng, 8, base), _blobs(rng, 8, base)
+    ev = GenerationEvaluator(ref, {"method": "none"}, protocol="none", emd="none", chamfer_backend="numba",
+                             jsd_allow_outside=True, train=train)
+    first = ev(sample)
+    D_rt = ev._D_rt
+    assert ev(sample) == first and ev._D_rt is D_rt
+    expected = novelty_metrics(pairwise_chamfer(sample, train, backend="numba"),
+                               pairwise_chamfer(ref, train, backend="numba"),
+                               pairwise_chamfer(sample, ref, backend="numba"), pairwise_chamfer(ref, backend="numba"))
+    assert {k: first[k] for k in expected} == pytest.approx(expected)
+    assert "copy-share" not in GenerationEvaluator(ref, {"method": "none"}, protocol="none", emd="none",
+                                                   chamfer_backend="numba", jsd_allow_outside=True)(sample)
 
 
 def test_commands_without_sampler_options_get_the_cli_defaults():

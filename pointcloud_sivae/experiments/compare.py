@@ -8,8 +8,9 @@ For every (method, seed) a run ``<out>/runs/<method>-seed<seed>`` is trained wit
 same config, epochs and seed (a finished run is reused, an interrupted one resumed),
 then its checkpoint (``best.pt``, chosen on validation JSD, or ``last.pt``) is scored on
 the test split (or ``--split val``): the generation table of :mod:`pointcloud_sivae.metrics.evaluator`
-(|S| = |R| samples seeded by the run's seed, from the prior or a ``--sampler`` mixture), the samples'
-data-copying ratio ``nn-train-ratio`` (:func:`train_over_reference`), reconstruction CD/EMD of posterior means, and the test
+(|S| = |R| samples seeded by the run's seed, from the prior or a ``--sampler`` mixture) with the samples'
+copying statistics against the training split (:mod:`pointcloud_sivae.metrics.novelty`:
+``train-distance-ratio``, ``copy-share``, ``nn-train-ratio``), reconstruction CD/EMD of posterior means, and the test
 ELBO and importance-weighted ``log p(x)`` of :mod:`pointcloud_sivae.likelihood`.
 ``comparison.json`` and ``comparison.md`` hold per-run numbers, mean and std over
 seeds, training time, and the best method per metric with its margin.
@@ -23,13 +24,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from pointcloud_sivae.data.prepared import load_split
 from pointcloud_sivae.inference import Inference
 from pointcloud_sivae.likelihood import fit_obs_std, score_clouds
-from pointcloud_sivae.metrics.distances import pairwise_chamfer
 from pointcloud_sivae.metrics.evaluator import DISPLAY, GenerationEvaluator, reconstruction_metrics, summarize
 from pointcloud_sivae.metrics.protocols import apply_protocol
 from pointcloud_sivae.models.latent_density import Sampler
@@ -46,7 +45,9 @@ COLUMNS = {
     "rec-CD": ("min",) + DISPLAY["CD"], "rec-EMD": ("min",) + DISPLAY["EMD"],
     "ELBO": ("max", 1.0, "nats"), "log-p(x)-IW": ("max", 1.0, "nats"),
     "score": ("max", 100.0, "points"),  # COV-CD - |1-NNA-CD - 50 %|: coverage and fidelity together
-    "nn-train-ratio": ("one", 1.0, "ratio"),  # data copying: far below 1, samples nearer train than held-out shapes
+    # new shapes, typical shapes or copies (metrics.novelty): held-out shapes have 1, 10 % and 1
+    "train-distance-ratio": ("one",) + DISPLAY["train-distance-ratio"],
+    "copy-share": ("tenth",) + DISPLAY["copy-share"], "nn-train-ratio": ("one",) + DISPLAY["nn-train-ratio"],
     "kl-gap": ("max", 1.0, "nats"), "grad-ratio": ("max", 1.0, "ratio"), "rec/nn-other": ("min", 1.0, "ratio"),
     "train-rec/nn-other": ("min", 1.0, "ratio"), "train-time": ("min", 1.0, "s"),
 }
@@ -56,7 +57,13 @@ COLUMNS = {
 # shape to its nearest other val shape; train-rec/nn-other: the same for as many training shapes, so the two
 # differ by the generalisation gap alone).
 DIRECTION_TEXT = {"min": "lower is better", "max": "higher is better", "half": "closest to 50 % is better",
-                  "one": "closest to 1 is better"}
+                  "one": "closest to 1 is better", "tenth": "closest to 10 % (the held-out shapes') is better"}
+
+
+def badness(direction: str, value: float) -> float:
+    """How far ``value`` is from the best, for a metric of ``direction`` (a key of :data:`DIRECTION_TEXT`)."""
+    return {"min": value, "max": -value, "half": abs(value - 0.5), "one": abs(value - 1.0),
+            "tenth": abs(value - 0.1)}[direction]
 
 
 def _train_config(args, method: str, seed: int):
@@ -166,15 +173,11 @@ def score_run(args, run_dir: Path, seed: int, ev_cache: dict) -> dict[str, float
     backend = getattr(args, "score_chamfer_backend", "auto")
     if "ev" not in ev_cache:  # reference matrices shared by every run
         ev_cache["ev"] = GenerationEvaluator(ref, norm, protocol=args.protocol, emd=args.emd, device=inf.device,
-                                             chamfer_backend=backend, jsd_allow_outside=True)  # strays count
+                                             chamfer_backend=backend, jsd_allow_outside=True,  # strays count
+                                             train=inf.training_clouds())
     ev = ev_cache["ev"]
     sample = inf.decode(inf.latents(len(ref), seed, Sampler.of(args)))
     out = dict(ev(sample))
-    if "train_points" not in ev_cache:  # the data-copying guard's baseline: the held-out shapes' own value
-        ev_cache["train_points"] = inf.split("train").points.numpy()
-        ev_cache["ref_copying"] = reference_train_over_reference(ev_cache["train_points"], ref, backend, inf.device)
-    out["nn-train-ratio"] = (train_over_reference(sample, ev_cache["train_points"], ref, backend, inf.device)
-                             / ev_cache["ref_copying"])
     rec = reconstruction_metrics(ref, inf.decode(inf.encode(ref)), norm, protocol=args.protocol, emd=args.emd,
                                  chamfer_backend=backend, device=inf.device)
     out["rec-CD"] = rec["CD"]["mean"]
@@ -192,27 +195,6 @@ def score_run(args, run_dir: Path, seed: int, ev_cache: dict) -> dict[str, float
     out.update({"ELBO": float(s["elbo"].mean()), "log-p(x)-IW": float(s["log_px_iw"].mean()),
                 "obs_std": obs_std, "epoch": inf.state["epoch"]})
     return out
-
-
-def train_over_reference(sample, train, reference, backend: str, device) -> float:
-    """The data-copying statistic of a sample set: the median over samples ``s`` of
-    ``min_t CD(s, t) / min_r CD(s, r)``, the distance to the nearest training cloud over that to the
-    nearest reference (held-out) cloud; (M, N, 3), (T, N, 3) and (R, N, 3) clouds, model frame. A
-    set that copies training shapes has it far below that of held-out shapes themselves
-    (:func:`reference_train_over_reference`); a set of average shapes, close to every cloud, does not.
-    In the spirit of Meehan et al.'s data-copying test (AISTATS 2020), without its partition."""
-    to_train = pairwise_chamfer(sample, train, backend=backend, device=device).min(axis=1)
-    to_ref = pairwise_chamfer(sample, reference, backend=backend, device=device).min(axis=1)
-    return float(np.median(to_train / np.maximum(to_ref, 1e-30)))
-
-
-def reference_train_over_reference(train, reference, backend: str, device) -> float:
-    """:func:`train_over_reference` of the reference clouds themselves, each against the *other*
-    reference clouds: the value of held-out shapes, which a sample set's is divided by."""
-    to_train = pairwise_chamfer(reference, train, backend=backend, device=device).min(axis=1)
-    D = pairwise_chamfer(reference, backend=backend, device=device)
-    np.fill_diagonal(D, np.inf)
-    return float(np.median(to_train / np.maximum(D.min(axis=1), 1e-30)))
 
 
 def training_health(metrics_path: Path) -> dict[str, float]:
@@ -246,14 +228,13 @@ def best_per_metric(summary: dict[str, dict[str, dict[str, float]]]) -> dict[str
         if len(have) < 2:
             continue
 
-        def badness(m, metric=metric, direction=direction):
-            v = summary[m][metric]["mean"]
-            return {"min": v, "max": -v, "half": abs(v - 0.5), "one": abs(v - 1.0)}[direction]
+        def off(m, metric=metric, direction=direction):
+            return badness(direction, summary[m][metric]["mean"])
 
-        ranked = sorted(have, key=badness)
+        ranked = sorted(have, key=off)
         a, b = summary[ranked[0]][metric], summary[ranked[1]][metric]
-        out[metric] = {"best": ranked[0], "runner_up": ranked[1], "margin": abs(badness(ranked[1]) - badness(ranked[0])),
-                       "clear": abs(badness(ranked[1]) - badness(ranked[0])) > (a["std"] + b["std"]) * (1 + 1e-6) + 1e-12,
+        out[metric] = {"best": ranked[0], "runner_up": ranked[1], "margin": abs(off(ranked[1]) - off(ranked[0])),
+                       "clear": abs(off(ranked[1]) - off(ranked[0])) > (a["std"] + b["std"]) * (1 + 1e-6) + 1e-12,
                        "direction": DIRECTION_TEXT[direction]}
     return out
 

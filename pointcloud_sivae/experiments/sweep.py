@@ -32,6 +32,7 @@ from pointcloud_sivae.experiments.compare import (
     COLUMNS,
     DIRECTION_TEXT,
     _check_protocol,
+    badness,
     _train_config,
     score_run,
     train_all,
@@ -128,16 +129,12 @@ def run_sweep(args) -> dict:
             f"{k} {v:.4g}" for k, v in scores.items() if k in COLUMNS), file=sys.stderr)
     summary = {c: {m: summarize(runs, COLUMNS) for m, runs in by_method.items()} for c, by_method in per_run.items()}
     direction = COLUMNS[args.select][0]
-
-    def badness(v: float) -> float:
-        return {"min": v, "max": -v, "half": abs(v - 0.5), "one": abs(v - 1.0)}[direction]
-
     def eligible(c: str, m: str) -> bool:  # an introspective method must keep its game on in every run
         return all(r.get("kl-gap", 1.0) > 0 for r in per_run[c][m])
 
     candidates = [(c, m) for c in summary for m in summary[c] if args.select in summary[c][m]]
     ranked = sorted([cm for cm in candidates if eligible(*cm)] or candidates,
-                    key=lambda cm: badness(summary[cm[0]][cm[1]][args.select]["mean"]))
+                    key=lambda cm: badness(direction, summary[cm[0]][cm[1]][args.select]["mean"]))
     chosen = {"cell": ranked[0][0], "method": ranked[0][1], "metric": args.select,
               "direction": DIRECTION_TEXT[direction], "eligible": eligible(*ranked[0]),
               "ranking": [f"{c} {m}" for c, m in ranked], **summary[ranked[0][0]][ranked[0][1]][args.select]}

@@ -10,6 +10,7 @@ from pointcloud_sivae.data.normalization import EvaluationFrame
 from pointcloud_sivae.metrics.distances import paired_chamfer, paired_emd, pairwise_chamfer, pairwise_emd
 from pointcloud_sivae.metrics.generation import generation_metrics, set_diversity
 from pointcloud_sivae.metrics.jsd import jsd_between_sets, jsd_convention, outside_fraction
+from pointcloud_sivae.metrics.novelty import novelty_metrics
 from pointcloud_sivae.metrics.protocols import apply_protocol
 from pointcloud_sivae.ops.chamfer import resolve_backend
 from pointcloud_sivae.ops.emd import resolve_emd_backend
@@ -20,6 +21,7 @@ DISPLAY = {
     "MMD-CD": (1e3, "x10^3"), "COV-CD": (100.0, "%"), "1-NNA-CD": (100.0, "%"),
     "MMD-EMD": (1e2, "x10^2"), "COV-EMD": (100.0, "%"), "1-NNA-EMD": (100.0, "%"),
     "JSD": (1.0, ""), "CD": (1e4, "x10^4"), "EMD": (1e2, "x10^2"), "diversity-CD": (1.0, "ratio"),
+    "train-distance-ratio": (1.0, "ratio"), "copy-share": (100.0, "%"), "nn-train-ratio": (1.0, "ratio"),
 }
 EMD_NAMES = {"approx": "approxmatch as PointFlow's CUDA kernel (levels -4^7 ... -4^-1; entry [a, b] matches "
                        "xyz1 = the column cloud onto xyz2 = the row cloud, PointFlow's M_rs order)",
@@ -40,11 +42,14 @@ class GenerationEvaluator:
         chamfer_backend, emd_backend, device: where the distance matrices are computed.
         jsd_allow_outside: compute JSD even when more than 1 % of the points of a set lie
             outside the grid's ball (otherwise :class:`eval.jsd.JSDFrameError`).
+        train: (T, N, 3) training clouds (model frame), or None. Given, every table also holds the
+            copying statistics of :mod:`pointcloud_sivae.metrics.novelty` (Chamfer distance):
+            whether the samples are new shapes, typical shapes or copies of the training set.
     """
 
     def __init__(self, reference, normalization: dict, *, protocol: str = "pointflow", emd: str = "approx",
                  chamfer_backend: str = "auto", emd_backend: str = "auto", device="cpu", progress: bool = False,
-                 jsd_allow_outside: bool = False):
+                 jsd_allow_outside: bool = False, train=None):
         import torch
 
         if emd not in ("approx", "exact", "none"):
@@ -59,6 +64,8 @@ class GenerationEvaluator:
         self.reference_raw = np.asarray(reference, np.float32)
         self.reference = apply_protocol(self.reference_raw, protocol, normalization)
         self._ref_matrices: dict[str, np.ndarray] = {}
+        self.train = None if train is None else apply_protocol(np.asarray(train, np.float32), protocol, normalization)
+        self._D_rt: np.ndarray | None = None  # reference-against-training Chamfer matrix, computed once
         self.timings: dict[str, float] = {}
 
     def _matrix(self, kind: str, A, B=None) -> np.ndarray:
@@ -86,7 +93,9 @@ class GenerationEvaluator:
         """Metrics of one generated set (S, N, 3), model frame; raw values (fractions, distances).
 
         ``diversity-CD`` is the mean pairwise Chamfer distance within S over that within R
-        (1 for a set as varied as the reference, near 0 for one shape repeated)."""
+        (1 for a set as varied as the reference, near 0 for one shape repeated). With a training
+        set, ``train-distance-ratio``, ``copy-share`` and ``nn-train-ratio``
+        (:func:`~pointcloud_sivae.metrics.novelty.novelty_metrics`, Chamfer distance)."""
         S = apply_protocol(sample, self.protocol, self.normalization)
         out: dict[str, float] = {}
         for kind in ("CD", "EMD") if self.emd != "none" else ("CD",):
@@ -97,6 +106,10 @@ class GenerationEvaluator:
             out.update(generation_metrics(D_ss, D_sr, D_rr, kind))
             if kind == "CD":  # mode collapse, which MMD hides: mean pairwise CD of S over that of R
                 out["diversity-CD"] = set_diversity(D_ss) / set_diversity(D_rr)
+                if self.train is not None:  # new shapes, typical shapes or copies
+                    if self._D_rt is None:
+                        self._D_rt = self._matrix("CD", self.reference, self.train)
+                    out.update(novelty_metrics(self._matrix("CD", S, self.train), self._D_rt, D_sr, D_rr))
         t0 = time.perf_counter()
         frame = EvaluationFrame.of(self.normalization)  # JSD: the evaluation frame, whatever the protocol
         gen, ref = frame.to_evaluation(sample), frame.to_evaluation(self.reference_raw)
