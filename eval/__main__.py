@@ -1,9 +1,10 @@
-"""``python -m eval {generation,reconstruction,sets,ood}``: the field's metric tables.
+"""``python -m eval {generation,reconstruction,sets,ood,prior-gap}``: the field's metric tables.
 
     python -m eval generation --checkpoint runs/<run> --split test --seeds 0 1 2
     python -m eval reconstruction --checkpoint runs/<run> --split test
     python -m eval sets --sample gen.npy --reference ref.npy --protocol norm_box
     python -m eval ood --checkpoint runs/<run> --ood-data data/onet256 --ood-category bench
+    python -m eval prior-gap --checkpoint runs/<run> --split val
 
 Each prints a table and writes a JSON file (default under ``<run>/eval/``) that states
 the protocol, normalisation, |S|, |R|, points per cloud, seeds, distance
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from eval.generation import run_generation, run_reconstruction, run_sets
 from eval.ood import obs_std_arg, run_ood
+from eval.prior_gap import run_prior_gap
 from pointcloud_sivae.cli import (
     SPLITS,
     add_chamfer_backend,
@@ -36,7 +38,8 @@ from pointcloud_sivae.cli import (
     run,
 )
 
-COMMANDS = {"generation": run_generation, "reconstruction": run_reconstruction, "sets": run_sets, "ood": run_ood}
+COMMANDS = {"generation": run_generation, "reconstruction": run_reconstruction, "sets": run_sets, "ood": run_ood,
+            "prior-gap": run_prior_gap}
 
 
 def _metric_options(p: argparse.ArgumentParser, out_default: str) -> None:
@@ -106,6 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--out", type=Path, help="folder for ood.json and ood_histograms.png "
                                             "(default: <run>/eval/ood_<category>)")
     add_verbose(o, subcommand=True)
+    pg = _checkpoint_command(sub, "prior-gap", "how far the aggregated posterior is from the prior, and the prior's "
+                                               "samples by their code's distance from real shapes' codes",
+                             "held-out shapes (their codes and Chamfer distances)")
+    pg.add_argument("--num-samples", type=bounded_int(4), default=400,
+                    help="prior samples decoded for the distance table, >= 4 (default: 400)")
+    pg.add_argument("--num-draws", type=bounded_int(1), default=2000,
+                    help="Monte-Carlo draws of the KL and prior-mass estimates, >= 1 (default: 2000)")
+    pg.add_argument("--seed", type=bounded_int(0), default=0, help="seed of every draw, >= 0 (default: 0)")
+    add_device(pg)
+    add_chamfer_backend(pg, "the distances to the training shapes")
+    pg.add_argument("--out", type=Path, help="output JSON file (default: <run>/eval/prior_gap_<split>.json)")
+    add_verbose(pg, subcommand=True)
     return p
 
 

@@ -76,7 +76,7 @@ COMMANDS = ["python -m pointcloud_sivae.train", "python -m pointcloud_sivae.samp
             "python -m pointcloud_sivae.reconstruct", "python -m pointcloud_sivae.interpolate",
             "python -m pointcloud_sivae.view", "python -m pointcloud_sivae.compare", "python -m pointcloud_sivae.sweep",
             "python -m shapenet_prep", "python -m eval"] + [
-            f"python -m eval {c}" for c in ("generation", "reconstruction", "sets", "ood")]
+            f"python -m eval {c}" for c in ("generation", "reconstruction", "sets", "ood", "prior-gap")]
 
 
 def test_every_usage_line_names_the_command_that_prints_it():

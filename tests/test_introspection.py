@@ -286,6 +286,8 @@ def test_trainer_logs_diagnostics_and_warns_once(airplanes_256, tmp_path, capsys
         assert r["train_chamfer"] > 0 and r["train_nn_other_cd"] > 0
         assert r["exponent_fake_min"] <= r["exponent_fake_mean"] and r["exponent_fake_min"] > 15
         assert 0 <= r["active_units"] <= 16
+        assert 1 <= r["latent_active_dims_90"] <= 16 and 0 <= r["latent_prior_mass_share"] <= 1
+        assert r["latent_kl_posterior"] > 0 and r["latent_aggregate_std_ratio"] > 0
         # the game's diagnostics, measured on the first step of every epoch
         assert r["exponent_equilibrium"] == pytest.approx(math.log(1e6 / 2))
         assert r["grad_norm_real"] > 0 and -1 <= r["grad_cosine"] <= 1

@@ -13,6 +13,7 @@ from pointcloud_sivae.data.normalization import EvaluationFrame
 from pointcloud_sivae.metrics.distances import pairwise_chamfer
 from pointcloud_sivae.metrics.generation import generation_metrics, nearest_other, point_spacing, set_diversity
 from pointcloud_sivae.metrics.jsd import jsd_between_sets, outside_fraction
+from pointcloud_sivae.metrics.prior_gap import prior_gap
 from pointcloud_sivae.models.latent import interpolate
 from pointcloud_sivae.models.vae import SoftIntroVAE
 from pointcloud_sivae.ops.chamfer import Chamfer
@@ -48,7 +49,9 @@ class Validator:
         """Val reconstruction Chamfer distance (mean convention, squared L2, posterior means), JSD of
         ``jsd_factor * |val|`` prior samples (fixed seed) against the val split and the share of their
         points outside the JSD grid's ball (counted at their nearest cell), the set diagnostics of
-        :meth:`set_metrics`, ``active_units`` of the training shapes' posterior means, and the same
+        :meth:`set_metrics`, ``active_units`` of the training shapes' posterior means, the gap between
+        their aggregated posterior and the prior (``latent_*``: :func:`~pointcloud_sivae.metrics.prior_gap.prior_gap`,
+        the val shapes as held-out codes, 500 draws), and the same
         reconstruction distance on the first |val| training clouds (``train_chamfer``) beside their
         nearest-other distance (``train_nn_other_cd``, among those |val| clouds): against the val
         pair, the decoder's and encoder's generalisation gap at the same set size."""
@@ -64,8 +67,12 @@ class Validator:
             if len(real_np) >= 2:
                 out.update(self.set_metrics(gen_np[: len(real_np)], real_np))
                 out.update(self.train_reconstruction(model, len(real_np)))
-            mu = torch.cat([model.encode(c)[0] for c in self.train[:1024].split(256)])
+            mu, logvar = model.posteriors(self.train[:1024])
             out.update(active_units(mu, model.prior_std))
+            if len(mu) >= 2:
+                gap = prior_gap(mu, logvar, model.prior_std, held_out=model.posteriors(self.val), num_draws=500,
+                                seed=self.seed)
+                out.update({f"latent_{k}": v for k, v in gap.items()})
         finally:
             model.train()
         return out
