@@ -43,7 +43,7 @@ def test_every_option_has_help_and_choices_are_listed(name, parser):
 def test_train_help_explains_the_special_values():
     text = " ".join(train.build_parser().format_help().split())
     assert "0 means the prepared count" in text
-    assert "--method {soft-intro,vae,intro}" in text and "--amp {off,bf16}" in text
+    assert "--method {soft-intro,vae,intro}" in text and "--amp {off,bf16,auto}" in text
     assert "--chamfer-backend {auto,torch,numba,keops,pytorch3d}" in text
     assert "--scale-points" in text and "(default: 2048)" in text
 

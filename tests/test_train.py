@@ -335,8 +335,22 @@ def test_bf16_autocast_step_keeps_losses_in_float32(trainer):
     assert a["rec"] == pytest.approx(b["rec"], rel=0.05) and a["kl_real"] == pytest.approx(b["kl_real"], rel=0.05)
     from pointcloud_sivae.training.config import RunConfig, set_field
 
-    with pytest.raises(ValueError, match="use off or bf16"):
+    with pytest.raises(ValueError, match="use off, bf16 or auto"):
         set_field(RunConfig(), "train", "amp", "fp16")
+
+
+def test_amp_auto_takes_bf16_only_where_the_device_computes_it(trainer, monkeypatch):
+    import pointcloud_sivae.training.trainer as trainer_module
+
+    trainer.cfg.train.amp = "auto"
+    for native in (True, False):
+        monkeypatch.setattr(trainer_module, "native_bf16", lambda device, native=native: native)
+        assert trainer.bf16 is native and ("bf16 autocast" if native else "float32") in trainer._describe()
+    trainer.cfg.train.amp = "bf16"
+    assert trainer.bf16  # asked for, it is used even where it is emulated (with a note at the start)
+    trainer.cfg.train.amp = "off"
+    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: True)
+    assert not trainer.bf16
 
 
 @pytest.mark.parametrize("method", ["soft-intro", "intro"])

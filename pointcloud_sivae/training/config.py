@@ -166,8 +166,9 @@ class TrainConfig:
     val_generation_metrics: bool = option(True, "validation MMD/COV/1-NNA-CD of |val| samples (cost ~ |val|^2)")
     num_vis: int = option(4, "clouds per row in logged images", min=1)
     progress: bool = option(True, "tqdm progress bar")
-    amp: str = option("off", "off, or bf16: autocast the networks in bfloat16 (distances, KL, losses stay "
-                      "float32; fp16 is not offered)", choices=("off", "bf16"))
+    amp: str = option("off", "off, bf16: autocast the networks in bfloat16 (distances, KL, losses stay "
+                      "float32; fp16 is not offered), or auto: bf16 where the device computes it in hardware (CUDA, "
+                      "CPUs with AVX512-BF16 or AMX), float32 elsewhere", choices=("off", "bf16", "auto"))
     compile: bool = option(False, "torch.compile the encoder and decoder (the first steps pay the compile time)")
     sync_batchnorm: bool = option(False, "under torchrun: BatchNorm statistics of the global batch (true: the "
                                   "single-process update exactly, one all-reduce per layer per pass, 1.74x slower on "
@@ -300,8 +301,8 @@ def set_field(cfg: RunConfig, section: str, key: str, value, *, where: str = "co
     if key not in types:
         raise ValueError(f"{where}: unknown key {key!r} in [{section}]; valid keys: {sorted(types)}")
     value = _coerce(value, types[key], f"{section}.{key}", where)
-    if (section, key) == ("train", "amp") and value not in ("off", "bf16"):
-        raise ValueError(f"{where}: amp = {value!r}; use off or bf16 (fp16 is not offered: the encoder's "
+    if (section, key) == ("train", "amp") and value not in ("off", "bf16", "auto"):
+        raise ValueError(f"{where}: amp = {value!r}; use off, bf16 or auto (fp16 is not offered: the encoder's "
                          "exp(-2s ELBO) terms span more orders of magnitude than float16 holds)")
     if (section, key) == ("loss", "method") and value not in METHODS:
         raise ValueError(f"{where}: unknown method {value!r}; choose one of {', '.join(METHODS)}")

@@ -32,7 +32,7 @@ from pointcloud_sivae.training.logs import NullWriter, log_step, make_writer, su
 from pointcloud_sivae.training.run_folder import RunFolder, new_run_dir
 from pointcloud_sivae.training.steps import STEPS, Learner, Step, compiled_backward_keeps_graph
 from pointcloud_sivae.training.validation import Validator
-from pointcloud_sivae.utils.runtime import select_device
+from pointcloud_sivae.utils.runtime import native_bf16, select_device
 
 
 class Trainer:
@@ -64,6 +64,10 @@ class Trainer:
         if cfg.train.compile:  # in place: parameter names and checkpoints are unchanged
             self.model.encoder.compile()
             self.model.decoder.compile()
+        if cfg.train.amp == "bf16" and not native_bf16(self.device) and self.dist.is_main:
+            print(f"note: --amp bf16 on {self.device}, which has no bf16 instructions: autocast is emulated, about 3x "
+                  "slower than float32 on a CPU without AVX512-BF16 or AMX; --amp auto picks float32 here",
+                  file=sys.stderr)
         self.learner = Learner.with_adam(self.model, cfg.optim, self.dist, self._where)
         self.opt_e, self.opt_d = self.learner.opt_e, self.learner.opt_d
         self.chamfer = Chamfer(cfg.loss.chamfer_backend, self.device)  # the training loss and val reconstructions
@@ -118,7 +122,8 @@ class Trainer:
         if resumed_from is None:
             self.folder.write_run_files(self.cfg.to_dict(), self.manifest)
         self.folder.add_session({
-            "device": str(self.device), "chamfer_backend": self.chamfer.name,
+            "device": str(self.device), "precision": "bf16 autocast" if self.bf16 else "float32",
+            "chamfer_backend": self.chamfer.name,
             "validation_chamfer_backend": self.matrix_backend, "processes": self.dist.world_size,
             "points": points_used(self.cfg, self.manifest["num_points"]), "resumed_from": resumed_from,
             "start_epoch": self.epoch, "changed": changed or {},
@@ -238,7 +243,7 @@ class Trainer:
         noise = torch.Generator(device=self.device).manual_seed(self.cfg.train.seed * 1_000_003 + self.global_step + 7919)
         rows = shard_rows(n, self.dist)
         step = Step(noise=noise, batch_size=n, rows=rows, share=(rows.stop - rows.start) / n, diagnose=diagnose)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.amp == "bf16"), \
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16), \
                 compiled_backward_keeps_graph(self.cfg.train.compile):
             terms = STEPS[method](self.learner, self.objectives[method], x[rows], step)
         return reduce_terms(terms, step.share, self.dist)
@@ -271,11 +276,18 @@ class Trainer:
             self.folder.save(state, "best")
         writer.flush()
 
+    @property
+    def bf16(self) -> bool:
+        """Whether the networks run under bf16 autocast: ``train.amp`` bf16, or auto on a device that
+        computes bf16 in hardware (:func:`~pointcloud_sivae.utils.runtime.native_bf16`)."""
+        return self.cfg.train.amp == "bf16" or (self.cfg.train.amp == "auto" and native_bf16(self.device))
+
     def _describe(self) -> str:
         c, M, N = self.cfg, self.cfg.model.num_points, self.manifest["num_points"]
         points = f"{M} points" if M == N else f"{M} of {N} points: a {c.data.train_subsets} subset per step, a fixed one for val"
         return (f"{c.data.category} on {self.device} ({len(self.train_points)} train / {len(self.val_points)} val shapes, "
-                f"{points}), Chamfer backend {self.chamfer.name}; {self.dist.world_size} process(es); run folder "
+                f"{points}), {'bf16 autocast' if self.bf16 else 'float32'}, Chamfer backend {self.chamfer.name}; "
+                f"{self.dist.world_size} process(es); run folder "
                 f"{self.run_dir}")
 
     def summary(self) -> str:

@@ -44,6 +44,18 @@ def select_device(name: str) -> torch.device:
 
 
 @cache
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 in hardware: a CUDA device with bf16 support, or a CPU with
+    AVX512-BF16 or AMX instructions. Elsewhere bf16 autocast is emulated and slower than float32 (3.3x
+    per epoch of the preset on a 2-core Xeon without them, docs/results.md, stage 26)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+        return any(probe() for probe in probes if probe is not None)
+    return False
+
+
 def git_revision() -> str:
     """The commit of the checkout this code runs from, or ``unknown`` (not a git checkout, no git)."""
     try:
