@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sets", help="the generation table for two sets of clouds given as files")
     s.add_argument("--sample", type=Path, required=True, help=".npy (M, N, 3) or .npz with 'points'")
     s.add_argument("--reference", type=Path, required=True, help="reference set R, same formats as --sample")
+    s.add_argument("--train", type=Path,
+                   help="the model's training clouds, same formats and frame: the table then holds the copying "
+                        "statistics (new shapes, typical shapes or copies of them)")
     s.add_argument("--input-normalization", default="none", choices=("none", "unit_sphere", "bbox"),
                    help="the frame both files are in: none (PointFlow's frame, shapes within the unit cube), "
                         "unit_sphere (radius 1) or bbox ([-1, 1]^3); JSD scales the latter two by 0.5 "

@@ -53,10 +53,10 @@ def _checkpoint_context(args):
     return inf, inf.split(args.split).nonempty(), run_dir_of(inf.checkpoint)
 
 
-def report_copying(summary: dict, split: str) -> None:
+def report_copying(summary: dict, split: str, hint: str = "the run's training split holds no shape") -> None:
     """One line under a generation table that reads the copying statistics (or says why they are absent)."""
     if "train-distance-ratio" not in summary:
-        print("copying statistics: not computed (no training shapes to compare the samples with)")
+        print(f"copying statistics: not computed, no training shapes to compare the samples with ({hint})")
         return
     ratio, share, nn = (summary[k]["mean"] for k in ("train-distance-ratio", "copy-share", "nn-train-ratio"))
     print(f"copying: the samples' median distance to the nearest training shape is {ratio:.2f} x that of the {split} "
@@ -129,6 +129,10 @@ def run_reconstruction(args) -> dict:
 def run_sets(args) -> dict:
     t0 = time.perf_counter()
     sample, ref = read_clouds(args.sample), read_clouds(args.reference)
+    train = read_clouds(args.train) if args.train else None
+    if train is not None and train.shape[1] != ref.shape[1]:
+        raise ValueError(f"mismatched point counts: --train {args.train} holds {train.shape[1]}-point clouds, "
+                         f"{args.reference} {ref.shape[1]}-point clouds; subsample the larger set first")
     if sample.shape[1] != ref.shape[1]:
         raise ValueError(f"mismatched point counts: {args.sample} holds {sample.shape[1]}-point clouds, "
                          f"{args.reference} {ref.shape[1]}-point clouds; the metrics compare sets of equal-size "
@@ -138,13 +142,16 @@ def run_sets(args) -> dict:
     ev = GenerationEvaluator(ref, normalization, protocol=args.protocol, emd=args.emd,
                              chamfer_backend=args.chamfer_backend, emd_backend=args.emd_backend,
                              device=select_device(args.device), progress=args.progress,
-                             jsd_allow_outside=args.jsd_allow_outside)
+                             jsd_allow_outside=args.jsd_allow_outside, train=train)
     metrics = ev(sample)
     summary = summarize([metrics])
     print(format_table(summary, f"sets: {args.sample} vs {args.reference}, protocol {args.protocol}, "
                                 f"|S|={len(sample)}, |R|={len(ref)}"))
+    report_copying(summary, "reference", hint="pass --train with the model's training clouds")
     _report_jsd_outside(ev)
     result = {**result_header(args, t0), "kind": "sets", "sample": str(args.sample), "reference": str(args.reference),
+              "train": str(args.train) if args.train else None, "num_train": 0 if train is None else len(train),
+              "copying": COPYING_TEXT if train is not None else "not computed: no --train clouds",
               "input_normalization": args.input_normalization,
               "num_samples": len(sample), "num_reference": len(ref), "num_points": int(ref.shape[1]),
               "distance_implementations": ev.distance_implementations(), "metrics": summary,

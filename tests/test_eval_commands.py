@@ -62,6 +62,25 @@ def test_sets_command_known_answers(airplanes_256, tmp_path, capsys):
     assert "sklearn NearestNeighbors" in result["distance_implementations"]["jsd"]["assignment"]
 
 
+def test_sets_command_with_training_clouds_tells_copies(airplanes_256, tmp_path, capsys):
+    train = np.load(airplanes_256 / "airplane" / "train.npz")["points"]
+    np.save(tmp_path / "train.npy", train)
+    np.save(tmp_path / "copies.npy", train[:18])
+    ref, out = str(airplanes_256 / "airplane" / "val.npz"), tmp_path / "copies.json"
+    base = ["sets", "--sample", str(tmp_path / "copies.npy"), "--reference", ref, "--emd", "none", "--device", "cpu"]
+    assert eval_main(base + ["--train", str(tmp_path / "train.npy"), "--out", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["num_train"] == len(train) and "Meehan" in r["copying"]
+    assert r["metrics"]["train-distance-ratio"]["mean"] == 0 and r["metrics"]["copy-share"]["mean"] == 1.0
+    assert "100% of them are nearer a training shape" in capsys.readouterr().out
+    assert eval_main(base + ["--out", str(out)]) == 0  # without --train: said, not silently left out
+    assert "copy-share" not in json.loads(out.read_text())["metrics"]
+    assert "pass --train" in capsys.readouterr().out
+    np.save(tmp_path / "train64.npy", train[:, :64])
+    assert eval_main(base + ["--train", str(tmp_path / "train64.npy"), "--out", str(out)]) == 2
+    assert "--train" in capsys.readouterr().err
+
+
 def test_sets_command_unit_sphere_inputs(airplanes_256, tmp_path, capsys):
     """Unit-sphere files put ~40 % of their points outside the JSD ball; naming their frame fixes it."""
     pts = np.load(airplanes_256 / "airplane" / "val.npz")["points"][:8]
