@@ -38,6 +38,7 @@ if [ "$SAMPLER" != prior ]; then
     $PY -m eval generation --checkpoint "$RUN" --split test --protocol none --emd approx --sampler prior \
         --out "$RUN/eval/test_generation_prior.json" --progress false
 fi
+$PY -m eval prior-gap --checkpoint "$RUN" --split val --out "$RUN/eval/prior_gap_val.json" > "$RUN/eval/prior_gap_val.txt"
 $PY -m pointcloud_sivae.sample --checkpoint "$RUN" --out "$RUN/samples" -n 16 "${SAMPLING[@]}"
 read -r A B < <($PY -c "import json,sys; t=json.load(open(sys.argv[1]))['splits']['test']; print(t[0], t[1])" \
                  "$DATA/airplane/manifest.json")
@@ -50,7 +51,9 @@ Done in $((END - START)) s after setup (training $((TRAINED - START)) s). Result
   checkpoints          $RUN/checkpoints/{last,best}.pt
   TensorBoard events   $RUN/events.out.tfevents.*   (metrics per epoch: $RUN/metrics.jsonl)
   test-split table     $RUN/eval/test_generation.json (MMD, COV, 1-NNA with CD and EMD, JSD; protocol none;
-                       sampler $SAMPLER; the prior's in test_generation_prior.json)
+                       sampler $SAMPLER; the prior's in test_generation_prior.json; both with the copying
+                       statistics: new shapes, typical shapes or copies of the training split)
+  prior gap            $RUN/eval/prior_gap_val.txt (.json): how far the posteriors are from the prior
   samples              $RUN/samples/samples.png (and sample_*.ply; sampler $SAMPLER)
   interpolation        $RUN/interpolation/interpolation.gif, strip.png ($A -> $B, test shapes)
   reconstructions      $RUN/reconstructions/pairs.png (input / reconstruction pairs, PLY files)
