@@ -26,7 +26,7 @@ from pointcloud_sivae.models.latent import refine_latents
 from pointcloud_sivae.ops.chamfer import Chamfer, resolve_backend
 from pointcloud_sivae.metrics.distances import paired_chamfer
 from pointcloud_sivae.inference import Inference, write_clouds
-from pointcloud_sivae.utils.render import ROLE_COLORS, HeadlessRenderer, save_png, side_by_side_offsets
+from pointcloud_sivae.utils.render import ROLE_COLORS, HeadlessRenderer, save_png
 
 def reconstruct(args) -> None:
     inf = Inference(args.checkpoint, args.device, args.data_root)
@@ -66,9 +66,9 @@ def reconstruct(args) -> None:
     names = [f"{k:03d}" for k in range(len(labels))]
     write_clouds(out, clouds, names, meta)
     if not args.no_render:
-        with HeadlessRenderer(width=640) as r:
-            rows = [r.render([a, b], [ROLE_COLORS["real"], ROLE_COLORS["reconstruction"]],
-                             offsets=side_by_side_offsets(2)) for a, b in zip(inputs[:6], recs[:6])]
+        with HeadlessRenderer(width=360) as r:  # each cloud alone, the same camera: pairs seen from one direction
+            rows = [r.render_row([a, b], [ROLE_COLORS["real"], ROLE_COLORS["reconstruction"]])
+                    for a, b in zip(inputs[:6], recs[:6])]
         save_png(out / "pairs.png", np.concatenate(rows, axis=0))
     refined = f", {cd_refined.mean():.4g} with refined latents" if args.refine_steps else ""
     print(f"reconstructed {len(labels)} shapes into {out} (mean Chamfer distance {cd.mean():.4g}{refined})",

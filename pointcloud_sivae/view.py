@@ -74,10 +74,9 @@ class Sequence:
     def render_headless(self, out: Path) -> list[Path]:
         """Render every frame to ``out/frame_<k>.png``; returns the paths."""
         paths = []
-        with HeadlessRenderer(width=640 if self.kind == "reconstruction" else 480) as r:
-            for k, frame in enumerate(self.frames):
-                img = r.render([c for c, _, _ in frame], [col for _, col, _ in frame], self.extent,
-                               [off for _, _, off in frame])
+        with HeadlessRenderer(width=360 if self.kind == "reconstruction" else 480) as r:
+            for k, frame in enumerate(self.frames):  # pairs: each cloud alone, the same camera (render_row)
+                img = r.render_row([c for c, _, _ in frame], [col for _, col, _ in frame], self.extent)
                 paths.append(out / f"frame_{k:03d}.png")
                 save_png(paths[-1], img)
         return paths
@@ -104,7 +103,7 @@ class Player:
         self.clouds = [make_point_cloud(c + np.asarray(off), col) for c, col, off in seq.frames[0]]
         for pc in self.clouds:
             self.vis.add_geometry(pc, reset_bounding_box=False)
-        configure_view(self.vis, max(len(c) for c, _, _ in seq.frames[0]))
+        configure_view(self.vis, max(len(c) for c, _, _ in seq.frames[0]), parallel=len(seq.frames[0]) > 1)
         for key, fn in ((KEY_SPACE, self._toggle), (KEY_RIGHT, self._next), (ord("N"), self._next),
                         (KEY_LEFT, self._prev), (ord("P"), self._prev), (KEY_HOME, self._first),
                         (ord("Q"), self._quit)):

@@ -85,6 +85,31 @@ def test_headless_render_shows_the_cloud_where_expected(airplanes_256):
     assert centroid_x(blue) < 0.45 < 0.55 < centroid_x(orange)
 
 
+def test_one_cloud_shown_twice_side_by_side_gives_the_same_image_up_to_the_shift(airplanes_256):
+    """A picture of pairs must show every cloud from one direction: with a perspective camera, clouds
+    placed side by side in one scene are seen from two angles, and one shape looks like two."""
+    from pointcloud_sivae.utils.render import ROLE_COLORS, HeadlessRenderer, side_by_side_offsets
+
+    plane = np.load(airplanes_256 / "airplane" / "val.npz")["points"][1]
+    with HeadlessRenderer() as r:
+        row = r.render_row([plane, plane], [ROLE_COLORS["real"]] * 2)  # pictures: reconstruct, view --headless
+        scene = r.render([plane, plane], [ROLE_COLORS["real"]] * 2, offsets=side_by_side_offsets(2))  # the viewer
+    w = row.shape[1] // 2
+    assert row.shape == (360, 960, 3) and foreground(row[:, :w]).sum() > 200
+    np.testing.assert_array_equal(row[:, :w], row[:, w:])
+    left, right = foreground(scene[:, : scene.shape[1] // 2]), foreground(scene[:, scene.shape[1] // 2:])
+
+    def crop(mask):
+        ys, xs = np.nonzero(mask)
+        return mask[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
+
+    a, b = crop(left), crop(right)  # the same silhouette, shifted: near-parallel projection in one scene
+    assert abs(a.shape[0] - b.shape[0]) <= 2 and abs(a.shape[1] - b.shape[1]) <= 2
+    h, w2 = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
+    overlap = (a[:h, :w2] & b[:h, :w2]).sum() / max((a[:h, :w2] | b[:h, :w2]).sum(), 1)
+    assert overlap > 0.6
+
+
 # ----- commands on a trained checkpoint ------------------------------------------------------
 
 def test_interpolate_command_endpoints_ply_strip_gif(trained_run, tmp_path):

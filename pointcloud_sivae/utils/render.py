@@ -141,13 +141,24 @@ def framing_points(extent: float, offsets=((0.0, 0.0, 0.0),)):
     return make_point_cloud(pts, BACKGROUND, shade=False)
 
 
-def configure_view(vis, num_points: int = 2048) -> None:
-    """Apply the shared render options and camera to an open3d ``Visualizer``."""
+PARALLEL_FOV_DEG = 5.0  # open3d's narrowest field of view: a near-parallel projection
+PERSPECTIVE_FOV_DEG = 60.0  # open3d's default field of view
+
+
+def configure_view(vis, num_points: int = 2048, parallel: bool = False) -> None:
+    """Apply the shared render options and camera to an open3d ``Visualizer``.
+
+    ``parallel``: narrow the field of view to open3d's minimum (5 degrees), so that clouds placed side
+    by side in one scene are seen from (nearly) the same direction; with the default perspective
+    camera, a cloud left of centre is seen from its right and one right of centre from its left, so
+    one cloud shown twice looks like two differently posed shapes."""
     opt = vis.get_render_option()
     opt.point_size = point_size_for(num_points)
     opt.background_color = np.asarray(BACKGROUND)
     opt.light_on = False  # flat colours: points read the same from every side
     ctr = vis.get_view_control()
+    fov = PARALLEL_FOV_DEG if parallel else PERSPECTIVE_FOV_DEG  # set both ways: one window renders many frames
+    ctr.change_field_of_view(step=fov - ctr.get_field_of_view())
     ctr.set_front(O3D_FRONT)
     ctr.set_up(O3D_UP)
     ctr.set_lookat((0.0, 0.0, 0.0))
@@ -186,17 +197,26 @@ class HeadlessRenderer:
             self.vis = None
 
     def render(self, clouds: list[np.ndarray], colors: list, extent: float = 0.5, offsets=None) -> np.ndarray:
-        """Render one or more (N, 3) clouds (each shifted by its offset) into one (H, W, 3) uint8 image."""
+        """Render one or more (N, 3) clouds (each shifted by its offset) into one (H, W, 3) uint8 image.
+
+        Several clouds share one scene, seen with a near-parallel projection (:func:`configure_view`);
+        for pictures that compare clouds, :meth:`render_row` is exact."""
         offsets = offsets or [(0.0, 0.0, 0.0)] * len(clouds)
         self.vis.clear_geometries()
         self.vis.add_geometry(framing_points(extent, offsets), reset_bounding_box=True)
         for pts, color, off in zip(clouds, colors, offsets):
             self.vis.add_geometry(make_point_cloud(np.asarray(pts) + np.asarray(off), color), reset_bounding_box=False)
-        configure_view(self.vis, max(len(c) for c in clouds))
+        configure_view(self.vis, max(len(c) for c in clouds), parallel=len(clouds) > 1)
         self.vis.poll_events()
         self.vis.update_renderer()
         img = np.asarray(self.vis.capture_screen_float_buffer(do_render=True))
         return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+
+
+    def render_row(self, clouds: list[np.ndarray], colors: list, extent: float = 0.5) -> np.ndarray:
+        """(N, 3) clouds side by side, each rendered alone with the same camera and framing: every cloud is
+        seen from the same direction, and one cloud shown twice gives two equal images. (H, K * W, 3) uint8."""
+        return strip([self.render([c], [color], extent) for c, color in zip(clouds, colors)])
 
 
 def render_frames(clouds: np.ndarray, role: str = "interpolation", extent: float = 0.5) -> list[np.ndarray]:
