@@ -296,6 +296,23 @@ def _damaged_files(target: Path, manifest: dict) -> dict[str, str]:
     return out
 
 
+def _first_of_each_id(refs: list) -> tuple[list, list[dict]]:
+    """The shapes with their first file for each model id (in the release's listing order: train,
+    val, test for split folders), and a skip record for every other file with that id, saying
+    where the id was kept: a prepared split holds each shape once, and a file found is either
+    prepared or listed as skipped with its reason (never dropped by a later file of the same id)."""
+    kept: dict[str, object] = {}
+    duplicates = []
+    for r in refs:
+        first = kept.setdefault(r.model_id, r)
+        if first is not r:
+            where = f" ({first.split} split)" if first.split else ""
+            duplicates.append({"id": r.model_id, "file": str(r.path) + (f"[{r.index}]" if r.index is not None else ""),
+                               "reason": f"duplicate model id: the shape {r.model_id} is also at {first.path}{where}, "
+                                         "which is the one prepared"})
+    return [r for r in refs if kept[r.model_id] is r], duplicates
+
+
 def prepare_category(opts: PrepareOptions) -> dict:
     """Prepare one category; returns the manifest written to ``<out>/<category>/manifest.json``.
 
@@ -325,7 +342,10 @@ def prepare_category(opts: PrepareOptions) -> dict:
     if not refs:
         raise FileNotFoundError(f"no shapes found for {category} ({synset}) under {opts.source}")
 
+    found = len(refs)
+    refs, duplicates = _first_of_each_id(refs)
     clouds, normals, skipped = _load_all(opts, category, refs)
+    skipped = duplicates + skipped
     for s in skipped:
         print(f"skipped {s['file']}: {s['reason']}", file=log)
     if not clouds:
@@ -369,7 +389,7 @@ def prepare_category(opts: PrepareOptions) -> dict:
         "split_source": split_source,
         "split_origin": split_origin,
         "splits": splits,
-        "counts": {**{s: len(ids) for s, ids in splits.items()}, "found": len(refs), "skipped": len(skipped)},
+        "counts": {**{s: len(ids) for s, ids in splits.items()}, "found": found, "skipped": len(skipped)},
         "skipped": skipped,
         "options": opts.recorded(),
         "created": provenance()["created"],

@@ -1,6 +1,8 @@
 """Every source format, on the real meshes/benches and on fixtures the tests write (broken ones included)."""
 
+import io
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,6 +110,27 @@ def test_pc15k_keeps_the_official_split_and_reports_bad_arrays(tmp_path):
     src = np.load(root / "val" / "val0.npy")
     got = _load(tmp_path / "out", "airplane", "val")["points"][0]
     assert {tuple(p) for p in got} <= {tuple(p) for p in src}
+
+
+def test_pc15k_ids_in_several_splits_are_prepared_once_and_the_others_reported(tmp_path):
+    """Issue 43: the same 4 ids under train/, val/ and test/ left train and val empty, 8 files unreported."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "PC15k" / "02691156"
+    for split in ("train", "val", "test"):
+        (root / split).mkdir(parents=True)
+        for i in range(4):
+            np.save(root / split / f"shape{i}.npy", rng.uniform(-0.4, 0.4, (1000, 3)).astype(np.float32))
+    log = io.StringIO()
+    m = prepare_category(_opts(tmp_path / "PC15k", tmp_path / "out", "pc15k", category="airplane", log=log))
+    prepared = sorted(i for ids in m["splits"].values() for i in ids)
+    assert prepared == [f"shape{i}" for i in range(4)] and m["counts"]["found"] == 12 and m["counts"]["skipped"] == 8
+    assert all("duplicate model id" in s["reason"] and "train split" in s["reason"] for s in m["skipped"])
+    assert {Path(s["file"]).parent.name for s in m["skipped"]} == {"val", "test"}
+    assert "8 of 12 source shapes skipped" in log.getvalue()
+    src = np.load(root / "train" / "shape0.npy")  # the kept file is the train one
+    split = next(s for s, ids in m["splits"].items() if "shape0" in ids)
+    got = _load(tmp_path / "out", "airplane", split)
+    assert {tuple(p) for p in got["points"][list(got["ids"]).index("shape0")]} <= {tuple(p) for p in src}
 
 
 def test_latent_3d_points_ply(tmp_path):
