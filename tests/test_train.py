@@ -294,12 +294,16 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
 
 
 def test_cli_killed_mid_run_resumes_from_last_checkpoint(airplanes_256, tmp_path):
-    """Kill the real command (SIGKILL) once a checkpoint exists, then --resume to the end."""
+    """A second start in the folder of a run in progress is refused (before its first checkpoint, too);
+    kill the real command (SIGKILL) once a checkpoint exists, then --resume to the end: the dead run's
+    lock does not block it."""
     import os
     import signal
     import subprocess
     import sys
     import time
+
+    from pointcloud_sivae.training.run_folder import RunFolder, RunFolderError
 
     from .conftest import REPO
 
@@ -307,14 +311,23 @@ def test_cli_killed_mid_run_resumes_from_last_checkpoint(airplanes_256, tmp_path
     args = [sys.executable, "-m", "pointcloud_sivae.train", "--data-root", str(airplanes_256), "--z-dim", "16",
             "--batch-size", "16", "--chamfer-backend", "torch", "--device", "cpu", "--out-dir", str(tmp_path),
             "--run-name", "killed", "--val-every", "100", "--vis-every", "100", "--progress", "false"]
-    proc = subprocess.Popen(args + ["--epochs", "40"], cwd=REPO, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args + ["--epochs", "400"], cwd=REPO, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
+    lock = run / ".lock"
+    while not (lock.exists() and lock.read_text().strip()) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    with pytest.raises(RunFolderError, match=f"is in use: another training process \\(pid {proc.pid}\\)"):
+        RunFolder(run).lock()  # from its start on, before any checkpoint: no second process trains here
     while not (run / "checkpoints" / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
+    second = subprocess.run(args[:3] + ["--resume", str(run), "--epochs", "400"], cwd=REPO, capture_output=True,
+                            text=True, timeout=300)
+    assert second.returncode == 2 and f"is in use: another training process (pid {proc.pid})" in second.stderr
+    assert "Traceback" not in second.stderr
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     killed_at = load_checkpoint(run)["epoch"]
-    assert 1 <= killed_at < 40
+    assert 1 <= killed_at < 400
     done = subprocess.run(args[:3] + ["--resume", str(run), "--epochs", str(killed_at + 2)], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
+import fcntl
 import json
 import os
 import shutil
@@ -56,15 +57,18 @@ def new_run_dir(cfg: RunConfig, dist: DistContext) -> tuple[RunConfig, Path]:
 class RunFolder:
     """Writes one run's files into ``path``."""
 
+    LOCK_NAME = ".lock"  # held (flock) by the process that trains in the folder; the kernel frees it when it dies
+
     def __init__(self, path: Path):
         self.path = Path(path)
         self.checkpoints = self.path / "checkpoints"
         self.metrics = self.path / "metrics.jsonl"
+        self._lock = None  # the open lock file, while this process trains here
 
     def check(self, checkpoint_bytes: int) -> None:
-        """Before any training: the folder can be created and written, and has room for two
-        checkpoints of ``checkpoint_bytes`` (a written one is replaced atomically). Removes
-        temporaries a killed checkpoint write left.
+        """Before any training: the folder can be created and written, no other process trains in it
+        (:meth:`lock`), and it has room for two checkpoints of ``checkpoint_bytes`` (a written one is
+        replaced atomically). Removes temporaries a killed checkpoint write left.
 
         Raises:
             RunFolderError: naming the path and the cause.
@@ -78,6 +82,7 @@ class RunFolder:
             raise RunFolderError(f"cannot write the run folder {self.path}: {exc.strerror or exc} "
                                  f"({exc.filename or self.checkpoints}); choose another --out-dir or fix its "
                                  "permissions") from None
+        self.lock()
         need, free = 2 * checkpoint_bytes, shutil.disk_usage(self.checkpoints).free
         if free < need:
             raise RunFolderError(f"not enough free space for checkpoints in {self.checkpoints}: {free / 2**20:.1f} "
@@ -87,6 +92,38 @@ class RunFolder:
         if removed:
             print(f"removed {len(removed)} temporary file(s) left by an interrupted checkpoint write in "
                   f"{self.checkpoints}", file=sys.stderr)
+
+    def lock(self) -> None:
+        """Hold the folder's lock for the rest of this process (an advisory ``flock`` on ``.lock``, which
+        the kernel releases when the process ends, killed or not: a dead run never blocks its own
+        ``--resume``). Two trainings in one folder would write every epoch twice into ``metrics.jsonl``
+        and whichever checkpoint came last.
+
+        Raises:
+            RunFolderError: another live process holds it (its pid named).
+        """
+        if self._lock is not None:
+            return
+        handle = open(self.path / self.LOCK_NAME, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise RunFolderError(f"{self.path} is in use: another training process (pid {holder}) is writing this "
+                                 "run; wait for it to end (then --resume it), or choose another --run-name") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._lock = handle
+
+    def unlock(self) -> None:
+        """Release the lock of :meth:`lock` (the end of a training session)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def write_run_files(self, config: dict, manifest: dict) -> None:
         """Write what the run is: ``config.json`` and ``manifest.json`` (once, when it starts)."""

@@ -186,6 +186,7 @@ class Trainer:
             writer.close()
             if main:
                 self.folder.remove_temporaries()
+                self.folder.unlock()  # the session is over: the folder may be resumed at once
         return records
 
     def batches(self, epoch: int) -> list[torch.Tensor]:
