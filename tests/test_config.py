@@ -38,6 +38,18 @@ def test_bad_config_files(tmp_path, text, msg):
         resolve_config(str(f), {})
 
 
+def test_config_files_that_are_no_table_of_sections_are_named(tmp_path):
+    """Issue 43: a JSON list gave AttributeError, a binary file a UTF-8 decode error without the file."""
+    listed = tmp_path / "list.json"
+    listed.write_text("[1, 2]")
+    with pytest.raises(ValueError, match=f"config file {listed}: the top level must be a table of sections.*list"):
+        resolve_config(str(listed), {})
+    binary = tmp_path / "bin.json"
+    binary.write_bytes(bytes(range(128, 256)))
+    with pytest.raises(ValueError, match=f"config file {binary} is not UTF-8 text"):
+        resolve_config(str(binary), {})
+
+
 def test_missing_and_unsupported_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="not found"):
         resolve_config(str(tmp_path / "nope.toml"), {})

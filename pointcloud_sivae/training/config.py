@@ -332,19 +332,26 @@ def load_config_file(path: str | Path) -> dict:
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: unsupported extension or unparsable content.
+        ValueError: unsupported extension, unparsable or non-text content, or a top level that is not a
+            table of sections (each naming the file).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} not found")
+    if path.suffix not in (".json", ".toml"):
+        raise ValueError(f"config file {path}: expected a .json or .toml file")
     try:
-        if path.suffix == ".json":
-            return json.loads(path.read_text())
-        if path.suffix == ".toml":
-            return tomllib.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
+        d = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except UnicodeDecodeError:
+        raise ValueError(f"config file {path} is not UTF-8 text (a binary file?); give a .json or .toml "
+                         "config") from None
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"config file {path} cannot be parsed: {exc}") from None
-    raise ValueError(f"config file {path}: expected a .json or .toml file")
+    if not isinstance(d, dict):
+        raise ValueError(f"config file {path}: the top level must be a table of sections, e.g. "
+                         f'{{"loss": {{"beta_rec": 125}}}}, got a {type(d).__name__}')
+    return d
 
 
 def flag_help(f: dataclasses.Field, default) -> str:
