@@ -279,6 +279,22 @@ CASES = [
     Case("train-config-bad-toml", "train", lambda w: ((w.tmp / "c.toml").write_text("[model\nz_dim = "),
                                                       _train(w, "--config", str(w.tmp / "c.toml")))[1],
          "cannot be parsed"),
+    # ----- issue 43 -----
+    Case("train-config-json-list", "train", lambda w: ((w.tmp / "c.json").write_text("[1, 2]"),
+                                                       _train(w, "--config", str(w.tmp / "c.json")))[1],
+         "the top level must be a table of sections"),
+    Case("train-config-binary", "train", lambda w: ((w.tmp / "c.json").write_bytes(bytes(range(128, 256))),
+                                                    _train(w, "--config", str(w.tmp / "c.json")))[1],
+         "is not UTF-8 text"),
+    Case("resume-with-config-json-unknown-key", "train",
+         lambda w: ((w.run / "config.json").write_text(json.dumps(
+             {**json.loads((w.run / "config.json").read_text()),
+              "model": {**json.loads((w.run / "config.json").read_text())["model"], "zdim": 3}})),
+             ["--resume", str(w.run), "--epochs", "2"])[1], "model.zdim, which no run config has"),
+    Case("resume-with-config-json-unknown-section", "train",
+         lambda w: ((w.run / "config.json").write_text(json.dumps(
+             {**json.loads((w.run / "config.json").read_text()), "extra": {"a": 1}})),
+             ["--resume", str(w.run), "--epochs", "2"])[1], "[extra], which no run config has"),
 ]
 
 

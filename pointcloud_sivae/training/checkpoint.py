@@ -16,6 +16,7 @@ import torch
 
 from pointcloud_sivae.models.vae import SoftIntroVAE
 from pointcloud_sivae.training.config import (
+    FIELDS,
     FLAG_SECTION,
     RESUMABLE_OVERRIDES,
     RunConfig,
@@ -181,7 +182,8 @@ def check_run_config(run_dir: Path, stored: dict, where: str) -> None:
     except in the fields a resume may change.
 
     Raises:
-        CheckpointError: naming the fields that differ, and both values.
+        CheckpointError: naming the fields that differ, and both values, or the sections and keys of
+            ``config.json`` that no run config has (an edit that would otherwise be ignored).
     """
     path = Path(run_dir) / "config.json"
     if not path.is_file():
@@ -191,6 +193,12 @@ def check_run_config(run_dir: Path, stored: dict, where: str) -> None:
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
         raise CheckpointError(f"{path} is damaged ({exc}); restore it, or resume a copy of {where} in a new "
                               "folder") from None
+    unknown = [f"[{section}]" for section in written if section not in FIELDS] + [
+        f"{section}.{key}" for section, values in written.items() if section in FIELDS and isinstance(values, dict)
+        for key in values if key not in FIELDS[section]]
+    if unknown:
+        raise CheckpointError(f"{path} holds {', '.join(unknown)}, which no run config has (an edit that would be "
+                              "ignored); remove it, or pass a changed setting as a flag to --resume")
     stored = json.loads(json.dumps(stored))  # as JSON holds it: tuples are lists
     differ = {k: v for k, v in config_changes(written, stored).items() if k.split(".")[1] not in RESUMABLE_OVERRIDES}
     if differ:
