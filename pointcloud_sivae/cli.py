@@ -122,7 +122,7 @@ def add_num_importance(p: argparse.ArgumentParser, default: int, low: int = 0) -
 def add_sampler(p: argparse.ArgumentParser) -> None:
     """``--sampler``, ``--gmm-components`` and ``--temperature``: where the latent codes of generated
     clouds come from (:class:`~pointcloud_sivae.models.latent_density.Sampler`)."""
-    from pointcloud_sivae.models.latent_density import DEFAULT_GMM_COMPONENTS, DEFAULT_SAMPLER, SAMPLERS
+    from pointcloud_sivae.models.latent_density import DEFAULT_GMM_COMPONENTS, DEFAULT_SAMPLER, MAX_TEMPERATURE, SAMPLERS
 
     p.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER,
                    help="latent codes of generated clouds: prior (the model's N(0, prior_std^2 I)), gmm (a Gaussian "
@@ -131,12 +131,13 @@ def add_sampler(p: argparse.ArgumentParser) -> None:
                         "q(z|x), the aggregated posterior) or aggregated-posterior (that density itself: a "
                         "training shape at random, then a draw from its posterior; no fit) "
                         f"(default: {DEFAULT_SAMPLER})")
-    p.add_argument("--gmm-components", type=bounded_int(1), default=DEFAULT_GMM_COMPONENTS,
-                   help="components of the --sampler gmm / gmm-aggregate mixture (full covariances), >= 1 "
-                        f"(default: {DEFAULT_GMM_COMPONENTS})")
-    p.add_argument("--temperature", type=bounded_float(0.0, open_low=True), default=1.0,
+    p.add_argument("--gmm-components", type=bounded_int(1), default=None,
+                   help="components of the --sampler gmm / gmm-aggregate mixture (full covariances), >= 1; refused "
+                        f"with the other samplers (default: {DEFAULT_GMM_COMPONENTS})")
+    p.add_argument("--temperature", type=bounded_float(0.0, MAX_TEMPERATURE, open_low=True), default=1.0,
                    help="--sampler prior only: draw codes from N(0, (T prior_std)^2 I), the prior's standard deviation "
-                        "scaled by T > 0 (Glow's sampling temperature; below 1, nearer the prior's mode) (default: 1)")
+                        f"scaled by T in (0, {MAX_TEMPERATURE:g}] (Glow's sampling temperature; below 1, nearer the "
+                        "prior's mode) (default: 1)")
 
 
 def command_parser(prog: str, description: str, add_options) -> argparse.ArgumentParser:

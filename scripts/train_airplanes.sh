@@ -31,7 +31,8 @@ RUN=runs/$RUN_NAME
 $PY -m pointcloud_sivae.train --preset "$PRESET" --data-root "$DATA" --category airplane \
     --run-name "$RUN_NAME" "$@"
 TRAINED=$(date +%s)
-SAMPLING=(--sampler "$SAMPLER" --gmm-components "$GMM_COMPONENTS")
+SAMPLING=(--sampler "$SAMPLER")
+case "$SAMPLER" in gmm|gmm-aggregate) SAMPLING+=(--gmm-components "$GMM_COMPONENTS") ;; esac
 $PY -m eval generation --checkpoint "$RUN" --split test --protocol none --emd approx "${SAMPLING[@]}" \
     --out "$RUN/eval/test_generation.json" --progress false
 if [ "$SAMPLER" != prior ]; then

@@ -236,9 +236,13 @@ def test_commands_without_sampler_options_get_the_cli_defaults():
     assert [Sampler().text, Sampler(temperature=0.7).text] == ["prior samples", "prior samples at temperature 0.7"]
     assert Sampler("gmm-aggregate", 100).text.startswith("codes from a 100-component Gaussian mixture")
     assert Sampler("aggregated-posterior").text.startswith("codes from the aggregated posterior")
-    for bad in (["--temperature", "0"], ["--temperature", "-1"], ["--temperature", "nan"], ["--gmm-components", "0"]):
+    for bad in (["--temperature", "0"], ["--temperature", "-1"], ["--temperature", "nan"], ["--temperature", "1e9"],
+                ["--gmm-components", "0"]):
         with pytest.raises(SystemExit):
             p.parse_args(bad)
+    for name in ("prior", "aggregated-posterior"):  # an option that would do nothing is refused (issue 43)
+        with pytest.raises(ValueError, match=f"got --sampler {name} with --gmm-components 30; drop one"):
+            Sampler.of(p.parse_args(["--sampler", name, "--gmm-components", "30"]))
 
 
 def test_a_sampler_that_cannot_be_drawn_is_refused_with_what_to_change():
@@ -246,9 +250,10 @@ def test_a_sampler_that_cannot_be_drawn_is_refused_with_what_to_change():
         Sampler("flow")
     with pytest.raises(ValueError, match="applies to --sampler prior only"):
         Sampler("gmm-aggregate", 100, 0.7)
-    for t in (0.0, -0.5, float("inf"), float("nan")):
-        with pytest.raises(ValueError, match="positive number"):
+    for t in (0.0, -0.5, 4.5, 1e9, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match=r"must be in \(0, 4\]"):
             Sampler(temperature=t)
+    assert Sampler(temperature=4.0).temperature == 4.0
     with pytest.raises(ValueError, match="at least 1"):
         Sampler("gmm", 0)
 

@@ -37,6 +37,7 @@ DEFAULT_GMM_COMPONENTS = 10  # --gmm-components: Ghosh et al.'s count (the main 
 REG_COVAR = 1e-4  # added to each covariance's diagonal: 0.25 % of the variance of the package's prior (std 0.2)
 AGGREGATE_DRAWS = 10  # gmm-aggregate: posterior draws per training shape that the mixture is fitted to
 AGGREGATE_SEED = 0  # ... and the seed of those draws, so that a run's mixture is fixed
+MAX_TEMPERATURE = 4.0  # beyond, prior codes lie 4+ prior stds out in every dimension: no code a decoder was trained on
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,10 @@ class Sampler:
             raise ValueError(f"unknown sampler {self.name!r}; choose one of {', '.join(SAMPLERS)}")
         if self.components < 1:
             raise ValueError(f"--gmm-components must be at least 1, got {self.components}")
-        if not (math.isfinite(self.temperature) and self.temperature > 0):
-            raise ValueError(f"--temperature must be a positive number, got {self.temperature}")
+        if not (math.isfinite(self.temperature) and 0 < self.temperature <= MAX_TEMPERATURE):
+            raise ValueError(f"--temperature must be in (0, {MAX_TEMPERATURE:g}], got {self.temperature:g}: it scales "
+                             "the prior's standard deviation, and codes further out lie where the decoder was never "
+                             "trained (their clouds are no shapes)")
         if self.temperature != 1 and self.name != "prior":
             raise ValueError(f"--temperature scales the prior's standard deviation and applies to --sampler prior "
                              f"only, got --sampler {self.name} with --temperature {self.temperature:g}; drop one")
@@ -75,9 +78,16 @@ class Sampler:
     @classmethod
     def of(cls, args) -> "Sampler":
         """The sampler of a command's parsed arguments; the defaults (the model's prior) where the
-        command has no sampler options (a sweep scores prior samples)."""
-        return cls(getattr(args, "sampler", DEFAULT_SAMPLER), getattr(args, "gmm_components", DEFAULT_GMM_COMPONENTS),
-                   getattr(args, "temperature", 1.0))
+        command has no sampler options (a sweep scores prior samples).
+
+        Raises:
+            ValueError: ``--gmm-components`` given with a sampler that fits no mixture (it would do nothing),
+                or a bad sampler (see the class)."""
+        name, components = getattr(args, "sampler", DEFAULT_SAMPLER), getattr(args, "gmm_components", None)
+        if components is not None and name not in MIXTURES:
+            raise ValueError(f"--gmm-components sets the mixture of --sampler {' or '.join(MIXTURES)} only, got "
+                             f"--sampler {name} with --gmm-components {components}; drop one")
+        return cls(name, DEFAULT_GMM_COMPONENTS if components is None else components, getattr(args, "temperature", 1.0))
 
     @classmethod
     def of_record(cls, record: dict) -> "Sampler":
