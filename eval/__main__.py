@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     g = _checkpoint_command(sub, "generation", "MMD, COV, 1-NNA (CD, EMD) and JSD of generated samples vs a split",
                             "reference split R")
-    g.add_argument("--num-samples", type=bounded_int(1), help="|S|, >= 1 (default |R|, the PointFlow protocol)")
+    g.add_argument("--num-samples", type=bounded_int(2), help="|S|, >= 2 (default |R|, the PointFlow protocol)")
     g.add_argument("--seeds", type=bounded_int(0), nargs="+", default=[0],
                    help="sample seeds, >= 0; the table gives mean and std over them (default: 0)")
     add_sampler(g)

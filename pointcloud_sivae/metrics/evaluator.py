@@ -62,6 +62,7 @@ class GenerationEvaluator:
         self.jsd_outside: dict[str, float] = {}
         self.progress = progress
         self.reference_raw = np.asarray(reference, np.float32)
+        _check_set_size(len(self.reference_raw), "reference clouds", "score a split or file with more shapes")
         self.reference = apply_protocol(self.reference_raw, protocol, normalization)
         self._ref_matrices: dict[str, np.ndarray] = {}
         self.train = None if train is None else apply_protocol(np.asarray(train, np.float32), protocol, normalization)
@@ -96,6 +97,7 @@ class GenerationEvaluator:
         (1 for a set as varied as the reference, near 0 for one shape repeated). With a training
         set, ``train-distance-ratio``, ``copy-share`` and ``nn-train-ratio``
         (:func:`~pointcloud_sivae.metrics.novelty.novelty_metrics`, Chamfer distance)."""
+        _check_set_size(len(sample), "generated clouds", "draw more samples (--num-samples)")
         S = apply_protocol(sample, self.protocol, self.normalization)
         out: dict[str, float] = {}
         for kind in ("CD", "EMD") if self.emd != "none" else ("CD",):
@@ -118,6 +120,16 @@ class GenerationEvaluator:
         out["JSD"] = jsd_between_sets(gen, ref, allow_outside=self.jsd_allow_outside)
         self.timings["JSD_s"] = self.timings.get("JSD_s", 0.0) + time.perf_counter() - t0
         return out
+
+
+MIN_SET_SIZE = 2  # 1-NNA leaves one cloud out, diversity and the copying statistics need pairs
+
+
+def _check_set_size(n: int, what: str, remedy: str) -> None:
+    """A set metric on a set too small to define it is an error, never NaN or a perfect score."""
+    if n < MIN_SET_SIZE:
+        raise ValueError(f"the generation metrics need at least {MIN_SET_SIZE} {what}, got {n} (1-NNA leaves one out, "
+                         f"diversity needs pairs; with one cloud each, 1-NNA reads 0 % and COV 100 %): {remedy}")
 
 
 def reconstruction_metrics(inputs, reconstructions, normalization: dict, *, protocol: str = "pointflow",
