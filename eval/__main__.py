@@ -36,6 +36,7 @@ from pointcloud_sivae.cli import (
     add_verbose,
     bounded_int,
     run,
+    seed_int,
 )
 
 COMMANDS = {"generation": run_generation, "reconstruction": run_reconstruction, "sets": run_sets, "ood": run_ood,
@@ -74,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = _checkpoint_command(sub, "generation", "MMD, COV, 1-NNA (CD, EMD) and JSD of generated samples vs a split",
                             "reference split R")
     g.add_argument("--num-samples", type=bounded_int(2), help="|S|, >= 2 (default |R|, the PointFlow protocol)")
-    g.add_argument("--seeds", type=bounded_int(0), nargs="+", default=[0],
+    g.add_argument("--seeds", type=seed_int, nargs="+", default=[0],
                    help="sample seeds, >= 0; the table gives mean and std over them (default: 0)")
     add_sampler(g)
     _metric_options(g, "<run>/eval/generation_<split>_<protocol>.json, with _gmm<K> for --sampler gmm, "
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--obs-std", default="auto", type=obs_std_arg,
                    help="sigma of the Gaussian-mixture observation model (model frame), > 0, or auto: "
                         "maximum likelihood on the training split (default: auto)")
-    o.add_argument("--seed", type=bounded_int(0), default=0, help="seed of the importance samples, >= 0 (default: 0)")
+    o.add_argument("--seed", type=seed_int, default=0, help="seed of the importance samples, >= 0 (default: 0)")
     add_device(o)
     add_chamfer_backend(o, "the reconstruction Chamfer score")
     o.add_argument("--out", type=Path, help="folder for ood.json and ood_histograms.png "
@@ -119,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="prior samples decoded for the distance table, >= 4 (default: 400)")
     pg.add_argument("--num-draws", type=bounded_int(1), default=2000,
                     help="Monte-Carlo draws of the KL and prior-mass estimates, >= 1 (default: 2000)")
-    pg.add_argument("--seed", type=bounded_int(0), default=0, help="seed of every draw, >= 0 (default: 0)")
+    pg.add_argument("--seed", type=seed_int, default=0, help="seed of every draw, >= 0 (default: 0)")
     add_device(pg)
     add_chamfer_backend(pg, "the distances to the training shapes")
     pg.add_argument("--out", type=Path, help="output JSON file (default: <run>/eval/prior_gap_<split>.json)")

@@ -37,6 +37,17 @@ def bounded_int(low: int, high: int | None = None):
     return parse
 
 
+MAX_SEED = 2**63 - 1  # every seed of every command: 0 ... the largest a torch generator and numpy both take
+
+
+def seed_int(text: str) -> int:
+    """An argparse ``type`` for a seed: an integer in ``[0, MAX_SEED]``, one rule for every command."""
+    return bounded_int(0, MAX_SEED)(text)
+
+
+seed_int.__name__ = "seed"
+
+
 def bounded_float(low: float, high: float | None = None, *, open_low: bool = False):
     """An argparse ``type`` for finite numbers in ``[low, high]`` (``(low, high]`` with ``open_low``)."""
 

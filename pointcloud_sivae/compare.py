@@ -22,6 +22,7 @@ from pointcloud_sivae.cli import (
     bounded_int,
     command_parser,
     run,
+    seed_int,
 )
 from pointcloud_sivae.experiments.compare import run_compare
 
@@ -30,7 +31,7 @@ HELP = "train soft-intro / vae / intro with one budget and seeds, score each, ta
 
 def add_training_options(c) -> None:
     """The options that say how and where every run of ``compare`` and ``sweep`` is trained."""
-    c.add_argument("--seeds", type=bounded_int(0), nargs="+", default=[0, 1, 2],
+    c.add_argument("--seeds", type=seed_int, nargs="+", default=[0, 1, 2],
                    help="training seeds of every method and cell (default: 0 1 2)")
     c.add_argument("--epochs", type=bounded_int(1), required=True, help="training epochs of every run (the budget)")
     c.add_argument("--data-root", default="data/shapenet", help="prepared data root (default: data/shapenet)")

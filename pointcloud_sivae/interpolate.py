@@ -12,13 +12,14 @@ Open the result with ``python -m pointcloud_sivae.view interp/``.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from pointcloud_sivae.cli import base_parser, bounded_int, run
+from pointcloud_sivae.cli import base_parser, bounded_int, run, seed_int
 from pointcloud_sivae.inference import Inference, write_clouds
 from pointcloud_sivae.models.latent import PATHS, interpolate
 from pointcloud_sivae.utils.render import render_frames, save_gif, save_png, strip
@@ -28,9 +29,9 @@ def endpoint(inf: Inference, spec: str, resample: bool) -> tuple[str, torch.Tens
     """Latent (Z,) of an endpoint spec: ``prior:SEED``, a dataset id or a file."""
     if spec.startswith("prior:"):
         try:
-            seed = int(spec.split(":", 1)[1])
-        except ValueError:
-            raise ValueError(f"{spec!r}: expected prior:<integer seed>") from None
+            seed = seed_int(spec.split(":", 1)[1])
+        except argparse.ArgumentTypeError as exc:
+            raise ValueError(f"{spec!r}: expected prior:<seed>, a seed {exc}") from None
         return spec, inf.prior(1, seed)[0]
     label, pts = inf.shape(spec, resample=resample)
     return label, inf.encode(pts[None])[0]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pointcloud_sivae.cli import add_sampler, base_parser, bounded_int, run
+from pointcloud_sivae.cli import add_sampler, base_parser, bounded_int, run, seed_int
 from pointcloud_sivae.inference import Inference, write_clouds
 from pointcloud_sivae.models.latent_density import Sampler
 from pointcloud_sivae.utils.render import ROLE_COLORS, HeadlessRenderer, save_png, strip
@@ -40,7 +40,7 @@ def build_parser():
     p = base_parser("python -m pointcloud_sivae.sample", "Draw clouds from a trained checkpoint: its prior, or an "
                     "ex-post Gaussian mixture of its training posterior means.")
     p.add_argument("-n", "--num", type=bounded_int(1), default=16, help="clouds to draw, >= 1 (default: 16)")
-    p.add_argument("--seed", type=bounded_int(0), default=0, help="seed of the samples, >= 0 (default: 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the samples, >= 0 (default: 0)")
     add_sampler(p)
     p.add_argument("--no-render", action="store_true", help="skip the PNG (no open3d needed)")
     return p

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from pointcloud_sivae.training.checkpoint import error_detail
-from pointcloud_sivae.cli import add_progress, add_verbose, bounded_float, bounded_int
+from pointcloud_sivae.cli import add_progress, add_verbose, bounded_float, bounded_int, seed_int
 from pointcloud_sivae.data.normalization import NORMALIZATIONS
 from shapenet_prep.common import DEFAULT_NUM_POINTS
 from shapenet_prep.errors import MalformedShapeError
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--normalization", choices=NORMALIZATIONS, default="none",
                    help="none (source units), unit_sphere or bbox (per shape), global (training-set mean and "
                         "one std, PointFlow) (default: none)")
-    p.add_argument("--split-seed", type=bounded_int(0), default=0,
+    p.add_argument("--split-seed", type=seed_int, default=0,
                    help="seed of the split and of each shape's point subset, >= 0 (default: 0)")
     p.add_argument("--split-fractions", type=bounded_float(0, 1), nargs=3, default=(0.7, 0.15, 0.15),
                    metavar=("TRAIN", "VAL", "TEST"),

@@ -280,6 +280,13 @@ CASES = [
                                                       _train(w, "--config", str(w.tmp / "c.toml")))[1],
          "cannot be parsed"),
     # ----- issue 43 -----
+    Case("interpolate-negative-prior-seed", "interpolate",
+         lambda w: ["--checkpoint", str(w.run), "--from", "prior:-5", "--to", "prior:1", "--out", str(w.tmp / "i"),
+                    "--device", "cpu"], "'prior:-5': expected prior:<seed>, a seed must be >= 0"),
+    Case("sample-huge-seed", "sample",
+         lambda w: ["--checkpoint", str(w.run), "--seed", str(2**64), "--out", str(w.tmp / "s"), "--device", "cpu"],
+         f"--seed: must be >= 0 and <= {2**63 - 1}"),
+    Case("train-huge-seed", "train", lambda w: _train(w, "--seed", str(2**64)), "train.seed"),
     Case("eval-generation-one-sample", "eval",
          lambda w: ["generation", "--checkpoint", str(w.run), "--num-samples", "1", "--device", "cpu"],
          "--num-samples: must be >= 2"),

@@ -155,7 +155,7 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    seed: int = option(0, "random seed (weights, batch order, noise)", min=0)
+    seed: int = option(0, "random seed (weights, batch order, noise)", min=0, max=2**63 - 1)
     device: str = option("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     out_dir: str = option("runs", "runs are written to <out_dir>/<run_name>")
     run_name: str = option("", "run folder name (default <category>-<timestamp>)")
