@@ -179,7 +179,8 @@ def run(fn, args) -> int:
         if getattr(args, "verbose", False) and error_detail(exc):
             print(error_detail(exc), file=sys.stderr)
         return 2
-    except OSError as exc:  # an --out under a file, no permission, a full disk
-        print(f"error: cannot write {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+    except OSError as exc:  # an --out under a file, no permission, a full disk, a name too long
+        where = f"cannot write {exc.filename}: " if exc.filename else "cannot write: "
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     return 0

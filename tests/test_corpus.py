@@ -280,6 +280,11 @@ CASES = [
                                                       _train(w, "--config", str(w.tmp / "c.toml")))[1],
          "cannot be parsed"),
     # ----- issue 43 -----
+    Case("train-run-name-too-long", "train", lambda w: _train(w, "--run-name", "r" * 300),
+         "is 300 bytes long; a folder name holds at most 255"),
+    Case("eval-generation-out-is-a-directory", "eval",
+         lambda w: ["generation", "--checkpoint", str(w.run), "--emd", "none", "--device", "cpu", "--out", str(w.tmp)],
+         "it is a directory; give a file name"),
     Case("interpolate-negative-prior-seed", "interpolate",
          lambda w: ["--checkpoint", str(w.run), "--from", "prior:-5", "--to", "prior:1", "--out", str(w.tmp / "i"),
                     "--device", "cpu"], "'prior:-5': expected prior:<seed>, a seed must be >= 0"),

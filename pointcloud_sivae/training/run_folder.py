@@ -26,6 +26,9 @@ from pointcloud_sivae.training.distributed import DistContext
 from pointcloud_sivae.utils.runtime import provenance
 
 
+NAME_MAX = 255  # bytes in one file or folder name (Linux and macOS file systems)
+
+
 class RunFolderError(ValueError):
     """The run folder cannot be written (permissions, a file in the way, a full disk)."""
 
@@ -44,6 +47,10 @@ def new_run_dir(cfg: RunConfig, dist: DistContext) -> tuple[RunConfig, Path]:
         box = [name]
         torch.distributed.broadcast_object_list(box, src=0)
         name = box[0]
+    longest = max(name.split("/"), key=lambda part: len(part.encode()))
+    if len(longest.encode()) > NAME_MAX:
+        raise ValueError(f"--run-name {longest[:40]}... is {len(longest.encode())} bytes long; a folder name holds at "
+                         f"most {NAME_MAX}: choose a shorter --run-name")
     cfg.train.run_name = name
     run_dir = Path(cfg.train.out_dir) / name
     if (run_dir / "checkpoints" / "last.pt").exists():

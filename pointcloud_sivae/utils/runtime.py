@@ -9,6 +9,7 @@ loading each other.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import os
 import subprocess
@@ -79,9 +80,13 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], durable: b
     Temporaries are named ``.<name>.<random>.tmp``.
 
     Raises:
-        OSError: the folder cannot be created or written (the temporary is removed).
+        OSError: the folder cannot be created or written (the temporary is removed), or ``path`` is a
+            directory (``IsADirectoryError`` naming it, not the temporary).
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "it is a directory; give a file name, e.g. "
+                                f"{path / 'result.json'}", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
