@@ -147,6 +147,12 @@ def run_ood(args) -> dict:
     print(f"observation model: Gaussian mixture, sigma {obs_std:.5g} ({obs_how}); {frame_note}", file=sys.stderr)
     kw = {"obs_std": obs_std, "num_samples": args.num_importance, "seed": args.seed,
           "chamfer_backend": args.chamfer_backend}
+    probe = score_set(inf, in_split.points.numpy()[:1], **{**kw, "num_samples": 1})  # one shape, before the work
+    bad = [k for k, v in probe.items() if not np.isfinite(v).all()]
+    if bad:
+        raise ValueError(f"--obs-std {obs_std:g} makes the {', '.join(bad)} score(s) of an in-distribution shape "
+                         "infinite or NaN (the observation model's density underflows): give a larger --obs-std, "
+                         "or auto")
     s_in = score_set(inf, in_split.points.numpy(), **kw)
     s_out = score_set(inf, ood_points, **kw)
     results = aurocs(s_in, s_out)

@@ -124,16 +124,23 @@ class HDF5:
         files = [source] if source.is_file() else sorted(source.glob("*.h5")) + sorted(source.glob("*.hdf5"))
         if not files:
             raise FileNotFoundError(f"no .h5 files at {source}")
-        refs = []
+        refs, seen, broken = [], set(), 0
         for f in files:
             try:
                 labels, count = HDF5._contents(f)
             except MalformedShapeError:  # the whole file is skipped; load() gives the reason
                 refs.append(ShapeRef(f.stem, f, split_from_name(f.stem), None))
+                broken += 1
                 continue
+            if labels is not None:
+                seen.update(int(v) for v in np.unique(labels))
             for i in range(count):
                 if h5_label is None or (labels is not None and int(labels[i]) == h5_label):
                     refs.append(ShapeRef(f"{f.stem}_{i:05d}", f, split_from_name(f.stem), i))
+        if h5_label is not None and len(refs) == broken:
+            present = ", ".join(map(str, sorted(seen))) or "none (the files hold no 'label' array)"
+            raise ValueError(f"--h5-label {h5_label}: no shape of {source} has this label; the labels present are "
+                             f"{present}")
         return refs
 
     @staticmethod

@@ -280,6 +280,10 @@ CASES = [
                                                       _train(w, "--config", str(w.tmp / "c.toml")))[1],
          "cannot be parsed"),
     # ----- issue 43 -----
+    Case("eval-ood-tiny-obs-std", "eval",
+         lambda w: ["ood", "--checkpoint", str(w.run), "--ood-data", str(w.data), "--ood-category", "airplane",
+                    "--obs-std", "1e-30", "--num-importance", "2", "--device", "cpu"],
+         "--obs-std 1e-30 makes the"),
     Case("train-run-name-too-long", "train", lambda w: _train(w, "--run-name", "r" * 300),
          "is 300 bytes long; a folder name holds at most 255"),
     Case("eval-generation-out-is-a-directory", "eval",

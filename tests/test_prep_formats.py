@@ -188,6 +188,8 @@ def test_hdf5_bundles(tmp_path):
     assert sorted(m["splits"]["train"] + m["splits"]["val"]) == [
         "ply_data_train0_00000", "ply_data_train0_00002", "ply_data_train0_00004"]
     assert len(m["splits"]["val"]) == 1 and "carved" in m["split_origin"]["val"]
+    with pytest.raises(ValueError, match="--h5-label 7: no shape of .* has this label; the labels present are 0, 1"):
+        prepare_category(_opts(tmp_path, tmp_path / "out7", "hdf5", category="airplane", h5_label=7))
 
 
 def test_resumable_parallel_and_deterministic(tmp_path):
