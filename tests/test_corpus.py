@@ -280,6 +280,8 @@ CASES = [
                                                       _train(w, "--config", str(w.tmp / "c.toml")))[1],
          "cannot be parsed"),
     # ----- issue 43 -----
+    Case("train-batch-larger-than-the-split", "train", lambda w: _train(w, "--batch-size", "100000"),
+         "is larger than the training split", outcome="skip"),
     Case("eval-ood-tiny-obs-std", "eval",
          lambda w: ["ood", "--checkpoint", str(w.run), "--ood-data", str(w.data), "--ood-category", "airplane",
                     "--obs-std", "1e-30", "--num-importance", "2", "--device", "cpu"],

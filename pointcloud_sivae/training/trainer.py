@@ -127,8 +127,13 @@ class Trainer:
             "validation_chamfer_backend": self.matrix_backend, "processes": self.dist.world_size,
             "points": points_used(self.cfg, self.manifest["num_points"]), "resumed_from": resumed_from,
             "start_epoch": self.epoch, "changed": changed or {},
+            "batch_size_used": min(self.cfg.optim.batch_size, len(self.train_points)),
             "validation": "every {} epochs".format(self.cfg.train.val_every) if len(self.val_points) else
                           "none: the val split is empty"})
+        if self.cfg.optim.batch_size > len(self.train_points):
+            print(f"note: --batch-size {self.cfg.optim.batch_size} is larger than the training split "
+                  f"({len(self.train_points)} shapes): every epoch is one batch of {len(self.train_points)} "
+                  "(run_info.json: batch_size_used)", file=sys.stderr)
         if not len(self.val_points):
             print(f"warning: the val split of {self.cfg.data.data_root}/{self.cfg.data.category} is empty: nothing is "
                   "validated, no best.pt is kept and the health diagnostics of validation are missing", file=sys.stderr)
