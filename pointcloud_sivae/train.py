@@ -15,7 +15,8 @@ import sys
 from pointcloud_sivae.cli import add_verbose
 from pointcloud_sivae.training.checkpoint import CheckpointError, error_detail
 from pointcloud_sivae.training.config import add_config_flags, explicit_flags, list_presets, resolve_config
-from pointcloud_sivae.training.distributed import exit_worker, init_from_env, launched_by_torchrun, leave
+from pointcloud_sivae.training.distributed import (end_with_launcher, exit_worker, init_from_env, is_peer_failure,
+                                                   launched_by_torchrun, leave)
 from pointcloud_sivae.training.steps import NonFiniteLossError
 from pointcloud_sivae.training.trainer import Trainer
 
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     flags = explicit_flags(args)
     trainer, finished = None, False
+    end_with_launcher()
     try:
         ctx = init_from_env(flags.get("device", "auto"))
         if args.resume:
@@ -70,6 +72,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.filename or trainer.run_dir if trainer else ''}: {exc.strerror or exc}"
               + (f"; the last good checkpoint {last} is intact: free some space, then resume with --resume "
                  f"{trainer.run_dir}" if last is not None and last.exists() else ""), file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        if not is_peer_failure(exc):
+            raise
+        where = trainer.run_dir if trainer is not None else "the run folder"
+        print(f"error: another process of this run ended ({str(exc).splitlines()[0][:120]}); this one stops too. "
+              f"Resume with: torchrun --nproc_per_node=N -m pointcloud_sivae.train --resume {where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         if trainer is not None:

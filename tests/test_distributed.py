@@ -145,3 +145,57 @@ def test_synchronised_batchnorm_is_batchnorm_in_one_process():
     x = torch.randn(20, 3)
     torch.testing.assert_close(synced(x), plain(x), rtol=0, atol=0)
     torch.testing.assert_close(synced[1].running_mean, plain[1].running_mean, rtol=0, atol=0)
+
+
+def _children(pid: int) -> list[int]:
+    """Live (not zombie) processes whose parent is ``pid``, from /proc."""
+    out = []
+    for stat in __import__("pathlib").Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (__import__("pathlib").Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to find the workers")
+def test_a_killed_torchrun_launcher_leaves_no_worker_running(airplanes_256, tmp_path):
+    """Issue 43: after SIGKILL of the launcher, its two workers trained on, reparented to init."""
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "pointcloud_sivae.train", *_flags(airplanes_256, tmp_path, "orphans", 400)]
+    launcher = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lock, deadline = tmp_path / "orphans" / ".lock", time.time() + 180
+    while not (lock.exists() and lock.read_text().strip()) and time.time() < deadline and launcher.poll() is None:
+        time.sleep(0.1)  # rank 0 holds the run folder: the workers train
+    workers = _children(launcher.pid)
+    assert launcher.poll() is None and len(workers) == 2, workers
+    os.kill(launcher.pid, signal.SIGKILL)
+    launcher.wait()
+    deadline = time.time() + 30
+    while any(_alive(w) for w in workers) and time.time() < deadline:
+        time.sleep(0.2)
+    left = [w for w in workers if _alive(w)]
+    for w in left:  # do not leave them to the rest of the suite
+        os.kill(w, signal.SIGKILL)
+    assert not left, f"workers {left} outlived their launcher"
+
+
+def test_a_collective_that_lost_its_peer_is_told_from_other_errors():
+    from pointcloud_sivae.training.distributed import is_peer_failure
+
+    assert is_peer_failure(RuntimeError("[../gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]"))
+    assert not is_peer_failure(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+    assert not is_peer_failure(ValueError("Connection closed by peer"))

@@ -37,6 +37,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from pointcloud_sivae.utils.runtime import die_with_parent
+
 BUCKET_BYTES = 25 * 2**20  # DistributedDataParallel's default bucket_cap_mb
 
 
@@ -115,6 +117,26 @@ def first_rank_first(ctx: DistContext, fn) -> None:
         dist.barrier()
         if ctx.rank != 0:
             fn()
+
+
+def end_with_launcher() -> None:
+    """In a ``torchrun`` worker: end this process when the launcher (its parent, the elastic agent)
+    dies, even by SIGKILL (:func:`~pointcloud_sivae.utils.runtime.die_with_parent`); a worker reparented
+    to init would otherwise train on, unsupervised. The last checkpoint stays resumable (checkpoints
+    are written atomically)."""
+    if launched_by_torchrun():
+        die_with_parent(os.getppid())
+
+
+def is_peer_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is a collective that failed because another process of the run is gone
+    (gloo: "Connection closed by peer", "Connection reset by peer", a broken pipe; torch's DistError)."""
+    if isinstance(exc, getattr(dist, "DistError", ())):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and any(
+        s in text for s in ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "Socket Timeout",
+                            "connection refused", "Connection refused"))
 
 
 def launched_by_torchrun() -> bool:
