@@ -6,7 +6,8 @@
 Endpoints: a dataset id or a file is encoded to its posterior mean; ``prior:SEED``
 is a latent drawn from the prior with that seed. Writes ``clouds.npz``
 (``interpolation`` (K, N, 3), ``t``), ``interpolation_<k>.ply``, ``meta.json``,
-and (headless open3d, unless ``--no-render``) ``strip.png`` and ``interpolation.gif``.
+and (headless open3d, unless ``--no-render``) ``strip.png`` (one row), ``grid.png`` (rows of 4 or
+5, readable at a web page's width) and ``interpolation.gif``.
 Open the result with ``python -m pointcloud_sivae.view interp/``.
 """
 
@@ -22,7 +23,7 @@ import torch
 from pointcloud_sivae.cli import base_parser, bounded_int, run, seed_int
 from pointcloud_sivae.inference import Inference, write_clouds
 from pointcloud_sivae.models.latent import PATHS, interpolate
-from pointcloud_sivae.utils.render import render_frames, save_gif, save_png, strip
+from pointcloud_sivae.utils.render import render_frames, save_gif, save_png, strip, tile
 
 
 def endpoint(inf: Inference, spec: str, resample: bool) -> tuple[str, torch.Tensor]:
@@ -52,6 +53,7 @@ def run_interpolation(args) -> None:
     if not args.no_render:
         frames = render_frames(clouds)
         save_png(out / "strip.png", strip(frames))
+        save_png(out / "grid.png", tile(frames, per_row=5 if len(frames) % 5 == 0 else 4))  # readable at page width
         save_gif(out / "interpolation.gif", frames)
     print(f"wrote a {args.steps}-step {args.path} interpolation {a_label} -> {b_label} to {out}", file=sys.stderr)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from pointcloud_sivae.cli import add_sampler, base_parser, bounded_int, run, seed_int
 from pointcloud_sivae.inference import Inference, write_clouds
 from pointcloud_sivae.models.latent_density import Sampler
-from pointcloud_sivae.utils.render import ROLE_COLORS, HeadlessRenderer, save_png, strip
+from pointcloud_sivae.utils.render import ROLE_COLORS, HeadlessRenderer, save_png, tile
 
 
 def sample(args) -> None:
@@ -32,7 +32,7 @@ def sample(args) -> None:
         "normalization": inf.normalization})
     if not args.no_render:
         with HeadlessRenderer() as r:
-            save_png(out / "samples.png", strip([r.render([c], [ROLE_COLORS["generated"]]) for c in clouds[:8]]))
+            save_png(out / "samples.png", tile([r.render([c], [ROLE_COLORS["generated"]]) for c in clouds[:8]]))
     print(f"wrote {args.num} samples to {out}", file=sys.stderr)
 
 

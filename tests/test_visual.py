@@ -137,8 +137,20 @@ def test_interpolate_command_endpoints_ply_strip_gif(trained_run, tmp_path):
     for k in range(5):  # every cell shows a cloud near its centre
         cell = foreground(strip[:, k * 480 : (k + 1) * 480])
         assert cell.mean() > 0.005 and abs(centroid_x(cell) - 0.5) < 0.2
+    grid = np.asarray(Image.open(out / "grid.png").convert("RGB"))  # 5 steps: one row of five, as the strip
+    np.testing.assert_array_equal(grid, strip)
     gif = Image.open(out / "interpolation.gif")
     assert gif.is_animated and gif.size == (480, 360) and gif.info["loop"] == 0
+
+
+def test_tiles_fill_rows_and_pad_the_last():
+    from pointcloud_sivae.utils.render import tile
+
+    images = [np.full((2, 3, 3), k, np.uint8) for k in range(6)]
+    t = tile(images, per_row=4)
+    assert t.shape == (4, 12, 3)
+    assert (t[:2, :3] == 0).all() and (t[2:, 3:6] == 5).all() and (t[2:, 6:] == 255).all()
+    assert tile(images[:3], per_row=4).shape == (2, 9, 3)  # one short row: no padding
 
 
 def test_gif_plays_forth_and_back(tmp_path):

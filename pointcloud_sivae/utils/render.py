@@ -230,6 +230,16 @@ def strip(images: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(images, axis=1)
 
 
+def tile(images: list[np.ndarray], per_row: int = 4) -> np.ndarray:
+    """Equal-size images in rows of ``per_row`` (the last row padded with the background): a picture that
+    stays readable at a web page's width (one row of eight 480-px renders shrinks each to 110 px)."""
+    blank = np.full_like(images[0], 255)
+    rows = [images[i:i + per_row] for i in range(0, len(images), per_row)]
+    if len(images) > per_row:
+        rows[-1] = rows[-1] + [blank] * (per_row - len(rows[-1]))
+    return np.concatenate([strip(r) for r in rows], axis=0)
+
+
 def save_png(path: str | Path, image: np.ndarray) -> None:
     from PIL import Image
 
