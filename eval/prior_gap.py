@@ -3,12 +3,12 @@ samples degrade with their code's distance from the codes of real shapes.
 
 Two tables: the gap of :func:`pointcloud_sivae.metrics.prior_gap.prior_gap` (the training shapes'
 posteriors against the prior, the split's shapes as held-out codes), and the prior's samples in
-quartiles of their code's distance to the nearest training posterior mean (in prior standard
-deviations), each quartile with its samples' median Chamfer distance to the nearest training shape
+quartiles of their code's distance to the nearest training posterior (in that posterior's standard
+deviations, RMS over the latent dimensions: about 1 for a draw of it), each quartile with its samples' median Chamfer distance to the nearest training shape
 over that of the split's shapes (the ``train-distance-ratio`` of
 :mod:`pointcloud_sivae.metrics.novelty`: about 1 where samples lie as near the data as new real
-shapes do, far above 1 where they decode to shapes unlike any). The split's own posterior means
-give the distance at which real new shapes' codes lie.
+shapes do, far above 1 where they decode to shapes unlike any). One draw of each of the split's
+posteriors gives the distance at which real new shapes' codes lie.
 """
 
 from __future__ import annotations
@@ -35,20 +35,32 @@ GAP_TEXT = {
 }
 
 
-def code_distance_table(z: torch.Tensor, mu: torch.Tensor, prior_std: float, to_train: np.ndarray,
-                        held_out_to_train: float, quantiles: int = 4) -> list[dict]:
-    """The prior's samples in ``quantiles`` bins of their code's distance to the nearest training posterior mean.
+def posterior_distance(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, chunk: int = 256) -> np.ndarray:
+    """Each code's distance to the nearest training posterior, in that posterior's standard deviations:
+    ``min_i sqrt(mean_k ((z_k - mu_ik) / sigma_ik)^2)``, about 1 for a draw of a posterior (in every
+    dimension, the ones the decoder ignores included), larger where no training shape's posterior
+    reaches. (K, Z) codes, (M, Z) posteriors -> (K,) float64."""
+    mu, inv_std = mu.double().cpu(), (-0.5 * logvar.double().cpu()).exp()
+    out = []
+    for part in z.double().cpu().split(chunk):
+        sq = (((part[:, None, :] - mu[None]) * inv_std[None]) ** 2).mean(-1)  # (k, M)
+        out.append(sq.min(dim=1).values.sqrt())
+    return torch.cat(out).numpy()
+
+
+def code_distance_table(dist: np.ndarray, to_train: np.ndarray, held_out_to_train: float,
+                        quantiles: int = 4) -> list[dict]:
+    """The prior's samples in ``quantiles`` bins of their code's :func:`posterior_distance`.
 
     Args:
-        z: (S, Z) prior codes; mu: (M, Z) training posterior means; prior_std: sigma_p.
+        dist: (S,) each prior code's distance to the nearest training posterior.
         to_train: (S,) each sample's Chamfer distance to its nearest training shape.
         held_out_to_train: the median of the same distance for the held-out shapes.
 
     Returns:
-        One row per bin: ``distance_from``, ``distance_to`` (prior stds), ``samples`` and
+        One row per bin: ``distance_from``, ``distance_to`` (posterior stds), ``samples`` and
         ``train_distance_ratio`` (the bin's median ``to_train`` over ``held_out_to_train``).
     """
-    dist = (torch.cdist(z.double().cpu(), mu.double().cpu()).min(dim=1).values / prior_std).numpy()
     edges = np.quantile(dist, np.linspace(0, 1, quantiles + 1))
     rows = []
     for b in range(quantiles):
@@ -74,16 +86,19 @@ def run_prior_gap(args) -> dict:
     to_train = pairwise_chamfer(inf.decode(z), train, backend=args.chamfer_backend, device=inf.device).min(axis=1)
     ref_to_train = float(np.median(pairwise_chamfer(ref, train, backend=args.chamfer_backend,
                                                     device=inf.device).min(axis=1)))
-    rows = code_distance_table(z, mu, sigma_p, to_train, ref_to_train)
-    held_dist = torch.cdist(held_mu.double().cpu(), mu.double().cpu()).min(dim=1).values / sigma_p
+    rows = code_distance_table(posterior_distance(z, mu, logvar), to_train, ref_to_train)
+    g = torch.Generator().manual_seed(args.seed)  # one draw of each held-out posterior, as a prior code is a draw
+    held_draws = held_mu.cpu() + (0.5 * held_logvar.cpu()).exp() * torch.randn(held_mu.shape, generator=g)
+    held_dist = posterior_distance(held_draws, mu, logvar)
     print(f"prior gap: {inf.config['data']['category']}, training posteriors ({len(mu)} shapes, z_dim {mu.shape[1]}, "
           f"prior std {sigma_p:g}) against the prior; held-out codes: the {args.split} split ({len(ref)} shapes)")
     for k, v in gap.items():
         print(f"  {k:<20} {v:>9.3f}  {GAP_TEXT[k]}")
     print(f"\nprior samples ({args.num_samples}, seed {args.seed}) by their code's distance to the nearest training "
-          f"posterior mean, in prior stds ({args.split} shapes' codes lie at {float(held_dist.median()):.2f} as the "
-          f"median); train-distance-ratio: the samples' median Chamfer distance to the nearest training shape over "
-          f"that of the {args.split} shapes (1: as near as new real shapes)")
+          f"posterior, in its stds (RMS over dimensions; 1: a draw of that posterior; a draw of each {args.split} "
+          f"shape's posterior lies at {float(np.median(held_dist)):.2f} as the median); train-distance-ratio: the "
+          f"samples' median Chamfer distance to the nearest training shape over that of the {args.split} shapes "
+          "(1: as near as new real shapes)")
     print(f"  {'distance':>15}  {'samples':>7}  train-distance-ratio")
     for r in rows:
         print(f"  {r['distance_from']:>6.2f} – {r['distance_to']:<6.2f}  {r['samples']:>7}  {r['train_distance_ratio']:.2f}")
@@ -92,10 +107,10 @@ def run_prior_gap(args) -> dict:
               "num_train": len(mu), "num_held_out": len(ref), "z_dim": int(mu.shape[1]), "prior_std": sigma_p,
               "num_draws": args.num_draws, "num_samples": args.num_samples, "seed": args.seed,
               "gap": gap, "gap_text": GAP_TEXT,
-              "held_out_code_distance_median": float(held_dist.median()),
+              "held_out_code_distance_median": float(np.median(held_dist)),
               "prior_samples_by_code_distance": rows,
-              "distance_units": "code distances in prior standard deviations; Chamfer distance squared L2, mean "
-                                "over points, model frame"}
+              "distance_units": "code distances: to the nearest training posterior, in its standard deviations (RMS "
+                                "over latent dimensions); Chamfer distance squared L2, mean over points, model frame"}
     result["run_time_s"] = round(time.perf_counter() - t0, 3)
     write_json(result, args.out or run_dir / "eval" / f"prior_gap_{args.split}.json")
     print(f"written: {args.out or run_dir / 'eval' / f'prior_gap_{args.split}.json'}", file=sys.stderr)
