@@ -19,9 +19,10 @@ def result_header(args, t0: float) -> dict:
 
 def format_table(summary: dict[str, dict[str, float]], title: str) -> str:
     """A readable terminal table: metric, value in the field's display units, unit."""
-    lines = [title, f"{'metric':<10} {'value':>20}  unit", "-" * 40]
+    width = max([len("metric"), *map(len, summary)])
+    lines = [title, f"{'metric':<{width}} {'value':>20}  unit", "-" * (width + 30)]
     for k, v in summary.items():
         scale, unit = DISPLAY.get(k, (1.0, ""))
         value = f"{v['mean'] * scale:.4f}" + (f" ± {v['std'] * scale:.4f}" if v.get("std") else "")
-        lines.append(f"{k:<10} {value:>20}  {unit}")
+        lines.append(f"{k:<{width}} {value:>20}  {unit}")
     return "\n".join(lines)
