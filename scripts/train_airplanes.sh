@@ -56,7 +56,7 @@ Done in $((END - START)) s after setup (training $((TRAINED - START)) s). Result
                        statistics: new shapes, typical shapes or copies of the training split)
   prior gap            $RUN/eval/prior_gap_val.txt (.json): how far the posteriors are from the prior
   samples              $RUN/samples/samples.png (and sample_*.ply; sampler $SAMPLER)
-  interpolation        $RUN/interpolation/interpolation.gif, strip.png ($A -> $B, test shapes)
+  interpolation        $RUN/interpolation/interpolation.gif, strip.png, grid.png ($A -> $B, test shapes)
   reconstructions      $RUN/reconstructions/pairs.png (input / reconstruction pairs, PLY files)
 Next:
   tensorboard --logdir $RUN
