@@ -269,7 +269,7 @@ def to_markdown(result: dict) -> str:
         else:
             verdict = (f"{b['best']} (by {b['margin'] * scale:.3g}{' ' + unit if unit in ('nats', 's') else ''}; "
                        f"{'clear' if b['clear'] else 'within spread'})")
-        arrow = {"min": "↓", "max": "↑", "half": "→50%", "one": "→1"}[direction]
+        arrow = {"min": "↓", "max": "↑", "half": "→50%", "one": "→1", "tenth": "→10%"}[direction]
         lines.append(f"| {metric} {arrow} | {unit} | " + " | ".join(cells) + f" | {verdict} |")
     per = result.get("train_configs") or {methods[0]: result["train_config"]}
     tail = "".join(f"\n* `{m}`: loss `{json.dumps({k: v for k, v in c['loss'].items() if k != 'method'})}`, "
