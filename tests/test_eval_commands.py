@@ -16,7 +16,9 @@ def test_generation_command_writes_protocol_and_numbers(trained_run, tmp_path, c
     r = json.loads(out.read_text())
     assert r["protocol"] == "pointflow" and r["num_samples"] == 6 and r["num_reference"] == 18
     assert r["num_points"] == 256 and r["seeds"] == [0, 1] and r["epoch"] == 1 and r["prior_std"] == 0.2
-    assert set(r["metrics"]) == {"MMD-CD", "COV-CD", "1-NNA-CD", "MMD-EMD", "COV-EMD", "1-NNA-EMD", "JSD", "diversity-CD"}
+    assert set(r["metrics"]) == {"MMD-CD", "COV-CD", "1-NNA-CD", "MMD-EMD", "COV-EMD", "1-NNA-EMD", "JSD", "diversity-CD",
+                                 "train-distance-ratio", "copy-share", "nn-train-ratio"}  # and how new the samples are
+    assert 0 <= r["metrics"]["copy-share"]["mean"] <= 1 and r["num_train"] > 0
     assert r["data_normalization"] == {"method": "none"}
     assert "approxmatch" in r["distance_implementations"]["emd"]
     assert "numba" in r["distance_implementations"]["chamfer"]
