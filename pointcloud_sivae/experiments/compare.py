@@ -36,7 +36,8 @@ from pointcloud_sivae.training.checkpoint import load_checkpoint, resumed_config
 from pointcloud_sivae.training.config import FLAG_SECTION, METHODS, config_for_data, resolve_config
 from pointcloud_sivae.utils.runtime import die_with_parent, provenance, write_json
 
-# metric -> (direction, display scale, unit). direction: "min", "max", or "half" (closest to 50 %).
+# metric -> (direction, display scale, unit). direction: "min", "max", "half" (closest to 50 %), "one" (closest to 1)
+# or "tenth" (closest to 10 %, the held-out shapes' copy-share).
 COLUMNS = {
     "1-NNA-CD": ("half",) + DISPLAY["1-NNA-CD"], "1-NNA-EMD": ("half",) + DISPLAY["1-NNA-EMD"],
     "MMD-CD": ("min",) + DISPLAY["MMD-CD"], "MMD-EMD": ("min",) + DISPLAY["MMD-EMD"],
