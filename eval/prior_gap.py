@@ -35,7 +35,7 @@ GAP_TEXT = {
 }
 
 
-def posterior_distance(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, chunk: int = 256) -> np.ndarray:
+def posterior_distance(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, chunk: int = 64) -> np.ndarray:
     """Each code's distance to the nearest training posterior, in that posterior's standard deviations:
     ``min_i sqrt(mean_k ((z_k - mu_ik) / sigma_ik)^2)``, about 1 for a draw of a posterior (in every
     dimension, the ones the decoder ignores included), larger where no training shape's posterior
