@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pointcloud_sivae.ops.chamfer import BACKENDS, chamfer_distance, resolve_backend  # noqa: E402
-from pointcloud_sivae.training.config import RunConfig, resolve_config  # noqa: E402
+from pointcloud_sivae.runs.config import RunConfig, resolve_config  # noqa: E402
 from bench.common import matmul_peak, timed  # noqa: E402
 from bench.naive_step import NaiveStep  # noqa: E402
 from pointcloud_sivae.utils.runtime import select_device  # noqa: E402

@@ -25,7 +25,7 @@ from pointcloud_sivae.inference import Inference
 from pointcloud_sivae.metrics.evaluator import GenerationEvaluator, reconstruction_metrics, summarize
 from pointcloud_sivae.metrics.novelty import COPYING_TEXT
 from pointcloud_sivae.models.latent_density import Sampler
-from pointcloud_sivae.training.checkpoint import run_dir_of
+from pointcloud_sivae.runs.checkpoint import run_dir_of
 from pointcloud_sivae.utils.arrays import ArrayFileError, check_clouds, load_arrays
 from pointcloud_sivae.utils.runtime import select_device, write_json
 

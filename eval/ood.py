@@ -22,7 +22,7 @@ from pointcloud_sivae.data.normalization import EvaluationFrame
 from pointcloud_sivae.data.prepared import load_manifest
 from pointcloud_sivae.inference import Inference
 from pointcloud_sivae.likelihood import fit_obs_std, score_clouds
-from pointcloud_sivae.training.checkpoint import run_dir_of
+from pointcloud_sivae.runs.checkpoint import run_dir_of
 from pointcloud_sivae.utils.runtime import provenance, write_json
 
 # score -> (label, +1 if higher means more anomalous, -1 if lower does)

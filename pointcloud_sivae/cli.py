@@ -12,7 +12,7 @@ import argparse
 import math
 import sys
 
-from pointcloud_sivae.training.checkpoint import CheckpointError, error_detail
+from pointcloud_sivae.runs.checkpoint import CheckpointError, error_detail
 from pointcloud_sivae.ops.chamfer import CHOICES as CHAMFER_CHOICES
 from pointcloud_sivae.utils.render import RenderError
 

@@ -17,7 +17,7 @@ import torch
 
 from pointcloud_sivae.models.latent_density import (AGGREGATED_POSTERIOR, MIXTURES, AggregatedPosterior, PosteriorGMM,
                                                      Sampler, posterior_draws)
-from pointcloud_sivae.training.checkpoint import load_model, resolve_checkpoint_path
+from pointcloud_sivae.runs.checkpoint import load_model, resolve_checkpoint_path
 from pointcloud_sivae.data.prepared import load_split
 from pointcloud_sivae.data.normalization import EvaluationFrame
 from pointcloud_sivae.utils.ply import read_points, write_ply

@@ -13,8 +13,8 @@ import argparse
 import sys
 
 from pointcloud_sivae.cli import add_verbose
-from pointcloud_sivae.training.checkpoint import CheckpointError, error_detail
-from pointcloud_sivae.training.config import add_config_flags, explicit_flags, list_presets, resolve_config
+from pointcloud_sivae.runs.checkpoint import CheckpointError, error_detail
+from pointcloud_sivae.runs.config import add_config_flags, explicit_flags, list_presets, resolve_config
 from pointcloud_sivae.training.distributed import (end_with_launcher, exit_worker, init_from_env, is_peer_failure,
                                                    launched_by_torchrun, leave)
 from pointcloud_sivae.training.steps import NonFiniteLossError

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from pointcloud_sivae.training.checkpoint import error_detail
+from pointcloud_sivae.runs.checkpoint import error_detail
 from pointcloud_sivae.cli import add_progress, add_verbose, bounded_float, bounded_int, seed_int
 from pointcloud_sivae.data.normalization import NORMALIZATIONS
 from shapenet_prep.common import DEFAULT_NUM_POINTS

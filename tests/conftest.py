@@ -46,7 +46,7 @@ def airplanes_256(tmp_path_factory) -> Path:
 
 def tiny_config(data_root: Path, out_dir: Path, name: str, epochs: int = 2):
     """A small, fast run on CPU: z_dim 16, batch 16, torch Chamfer backend."""
-    from pointcloud_sivae.training.config import RunConfig
+    from pointcloud_sivae.runs.config import RunConfig
 
     cfg = RunConfig()
     cfg.data.data_root = str(data_root)

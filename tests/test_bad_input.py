@@ -144,7 +144,7 @@ def test_eval_sets_refuses_mixed_point_counts(tmp_path, capsys):
 def test_checkpoint_errors_are_one_line_of_ours(tmp_path):
     import torch
 
-    from pointcloud_sivae.training.checkpoint import CheckpointError, load_checkpoint
+    from pointcloud_sivae.runs.checkpoint import CheckpointError, load_checkpoint
 
     (tmp_path / "empty.pt").write_bytes(b"")
     with pytest.raises(CheckpointError, match=r"empty.pt: the file is empty \(0 bytes\)"):
@@ -179,7 +179,7 @@ def test_full_disk_is_refused_before_training_and_mid_run_keeps_the_last_checkpo
     from collections import namedtuple
 
     import pointcloud_sivae.training.run_folder as folder_mod
-    from pointcloud_sivae.training.checkpoint import load_checkpoint
+    from pointcloud_sivae.runs.checkpoint import load_checkpoint
     from pointcloud_sivae.training.trainer import Trainer
 
     from .conftest import tiny_config

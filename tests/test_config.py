@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from pointcloud_sivae.training.config import RunConfig, resolve_config
+from pointcloud_sivae.runs.config import RunConfig, resolve_config
 
 
 def test_defaults_are_the_reference_3d_hyperparameters():

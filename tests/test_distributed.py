@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from pointcloud_sivae.training.checkpoint import load_checkpoint
+from pointcloud_sivae.runs.checkpoint import load_checkpoint
 
 from .conftest import REPO
 

@@ -6,7 +6,7 @@ import shlex
 
 import pytest
 
-from pointcloud_sivae.training.config import FLAG_SECTION, RunConfig, explicit_flags, set_field
+from pointcloud_sivae.runs.config import FLAG_SECTION, RunConfig, explicit_flags, set_field
 
 from .conftest import REPO
 

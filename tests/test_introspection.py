@@ -13,8 +13,9 @@ from torch import nn
 from pointcloud_sivae.experiments.sweep import parse_grid
 from pointcloud_sivae.sweep import main as sweep_main
 from pointcloud_sivae.ops.chamfer import chamfer_distance
-from pointcloud_sivae.training.checkpoint import load_checkpoint, save_checkpoint
-from pointcloud_sivae.training.config import RunConfig, list_presets, resolve_config, upgrade_stored_config
+from pointcloud_sivae.runs.checkpoint import load_checkpoint
+from pointcloud_sivae.training.checkpoint import save_checkpoint
+from pointcloud_sivae.runs.config import RunConfig, list_presets, resolve_config, upgrade_stored_config
 from pointcloud_sivae.metrics.generation import nearest_other, point_spacing, set_diversity
 from pointcloud_sivae.training.health import HealthMonitor, active_units, beta_neg_for, equilibrium_kl
 from pointcloud_sivae.objectives import equilibrium_exponent, gaussian_kl, objective_scales, soft_intro_encoder_loss

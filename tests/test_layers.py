@@ -31,6 +31,7 @@ LAYERS = [
     ("data, ops", ["pointcloud_sivae.data", "pointcloud_sivae.ops"]),
     ("metrics, models", ["pointcloud_sivae.metrics", "pointcloud_sivae.models"]),
     ("objectives", ["pointcloud_sivae.objectives", "pointcloud_sivae.likelihood"]),
+    ("runs", ["pointcloud_sivae.runs"]),
     ("training", ["pointcloud_sivae.training"]),
     ("inference", ["pointcloud_sivae.inference"]),
     ("experiments", ["pointcloud_sivae.experiments"]),
@@ -67,6 +68,19 @@ def test_every_module_has_a_layer_and_no_import_runs_up():
             if imported.startswith(("pointcloud_sivae", "eval", "shapenet_prep")) and imported != "pointcloud_sivae":
                 assert theirs is not None, f"{module} imports {imported}, which is in no layer"
                 assert theirs <= own, f"{module} ({LAYERS[own][0]}) imports {imported} ({LAYERS[theirs][0]})"
+
+
+# What uses a trained model reads its checkpoint and rebuilds it with nothing of the trainer.
+READERS = ["pointcloud_sivae.inference", "pointcloud_sivae.sample", "pointcloud_sivae.reconstruct",
+           "pointcloud_sivae.interpolate", "pointcloud_sivae.view", "eval"]
+
+
+def test_a_model_for_sampling_needs_nothing_of_the_trainer():
+    """Issue 42, item 6: checkpoints are read and models rebuilt below ``training/``."""
+    for module, path in _modules():
+        if any(module == r or module.startswith(r + ".") for r in READERS):
+            up = sorted(m for m in _imported_modules(path) if m.startswith("pointcloud_sivae.training"))
+            assert not up, f"{module} imports {up}: read checkpoints with pointcloud_sivae.runs"
 
 
 def test_no_module_only_re_exports():

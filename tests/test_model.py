@@ -70,7 +70,8 @@ def test_knn_indices_match_brute_force(backend):
 
 def test_dgcnn_encoder_trains_and_round_trips(airplanes_256, tmp_path):
     pytest.importorskip("torch_geometric")
-    from pointcloud_sivae.training.checkpoint import load_model, save_checkpoint
+    from pointcloud_sivae.runs.checkpoint import load_model
+    from pointcloud_sivae.training.checkpoint import save_checkpoint
     from pointcloud_sivae.training.trainer import Trainer
 
     from .conftest import tiny_config
@@ -125,7 +126,7 @@ def test_refine_latents_finds_closer_latents_without_touching_the_decoder():
 
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
 def test_weight_decay_is_decoupled_and_off_by_default(weight_decay):
-    from pointcloud_sivae.training.config import OptimConfig
+    from pointcloud_sivae.runs.config import OptimConfig
     from pointcloud_sivae.training.steps import Learner
 
     assert OptimConfig().weight_decay == 0.0  # the official optimiser: plain Adam

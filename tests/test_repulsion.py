@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pointcloud_sivae.objectives import repulsion_penalty
-from pointcloud_sivae.training.config import RunConfig, build_objectives
+from pointcloud_sivae.runs.config import RunConfig, build_objectives
 from pointcloud_sivae.training.trainer import Trainer
 
 from .conftest import tiny_config

@@ -3,7 +3,9 @@ import json
 import pytest
 import torch
 
-from pointcloud_sivae.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from pointcloud_sivae.runs.checkpoint import CheckpointError, load_checkpoint
+
+from pointcloud_sivae.training.checkpoint import save_checkpoint
 from pointcloud_sivae.data.prepared import MissingDataError
 from pointcloud_sivae.utils.runtime import select_device
 from pointcloud_sivae.train import main
@@ -346,7 +348,7 @@ def test_bf16_autocast_step_keeps_losses_in_float32(trainer):
     b = ref.train_step(x, "soft-intro")
     assert all(torch.isfinite(torch.tensor(v)) for v in a.values())
     assert a["rec"] == pytest.approx(b["rec"], rel=0.05) and a["kl_real"] == pytest.approx(b["kl_real"], rel=0.05)
-    from pointcloud_sivae.training.config import RunConfig, set_field
+    from pointcloud_sivae.runs.config import RunConfig, set_field
 
     with pytest.raises(ValueError, match="use off, bf16 or auto"):
         set_field(RunConfig(), "train", "amp", "fp16")

@@ -32,8 +32,9 @@ from pointcloud_sivae.likelihood import fit_obs_std, score_clouds
 from pointcloud_sivae.metrics.evaluator import DISPLAY, GenerationEvaluator, reconstruction_metrics, summarize
 from pointcloud_sivae.metrics.protocols import apply_protocol
 from pointcloud_sivae.models.latent_density import Sampler
-from pointcloud_sivae.training.checkpoint import load_checkpoint, resumed_config
-from pointcloud_sivae.training.config import FLAG_SECTION, METHODS, config_for_data, resolve_config
+from pointcloud_sivae.runs.checkpoint import load_checkpoint
+from pointcloud_sivae.training.checkpoint import resumed_config
+from pointcloud_sivae.runs.config import FLAG_SECTION, METHODS, config_for_data, resolve_config
 from pointcloud_sivae.utils.runtime import die_with_parent, provenance, write_json
 
 # metric -> (direction, display scale, unit). direction: "min", "max", "half" (closest to 50 %), "one" (closest to 1)

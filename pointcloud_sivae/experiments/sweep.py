@@ -38,7 +38,7 @@ from pointcloud_sivae.experiments.compare import (
     train_all,
 )
 from pointcloud_sivae.metrics.evaluator import summarize
-from pointcloud_sivae.training.config import FLAG_SECTION
+from pointcloud_sivae.runs.config import FLAG_SECTION
 from pointcloud_sivae.utils.runtime import provenance, write_json
 
 

@@ -28,7 +28,7 @@ class SoftIntroVAE(nn.Module):
     """Encoder ``q(z|x) = N(mu(x), diag(exp(logvar(x))))``, decoder ``D(z)``, prior ``N(0, sigma_p^2 I)``.
 
     The keyword arguments are those of the ``[model]`` config section
-    (:class:`pointcloud_sivae.training.config.ModelConfig`), so a model is rebuilt from a
+    (:class:`pointcloud_sivae.runs.config.ModelConfig`), so a model is rebuilt from a
     checkpoint's config with ``SoftIntroVAE(**config["model"])``.
 
     Args:

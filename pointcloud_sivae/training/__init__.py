@@ -1,2 +1,2 @@
-"""Training: config and presets, the trainer's loop (``trainer``), one step per method (``steps``),
+"""Training: the trainer's loop (``trainer``), one step per method (``steps``),
 validation, checkpoints, multi-process training (``distributed``), health diagnostics and logs."""

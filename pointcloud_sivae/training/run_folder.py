@@ -21,7 +21,7 @@ import torch
 
 from pointcloud_sivae.data.categories import dataset_category
 from pointcloud_sivae.training.checkpoint import remove_stale_temporaries, save_checkpoint
-from pointcloud_sivae.training.config import RunConfig
+from pointcloud_sivae.runs.config import RunConfig
 from pointcloud_sivae.training.distributed import DistContext
 from pointcloud_sivae.utils.runtime import provenance
 

@@ -23,8 +23,9 @@ from pointcloud_sivae.data.prepared import fixed_subsets, load_split, mean_diago
 from pointcloud_sivae.metrics.distances import compile_kernels
 from pointcloud_sivae.models.vae import SoftIntroVAE
 from pointcloud_sivae.ops.chamfer import Chamfer, resolve_backend
-from pointcloud_sivae.training.checkpoint import CheckpointError, config_changes, resume_state, resumed_config, run_dir_of
-from pointcloud_sivae.training.config import RunConfig, build_objectives, config_for_data, data_fingerprint, points_used
+from pointcloud_sivae.runs.checkpoint import CheckpointError, run_dir_of
+from pointcloud_sivae.training.checkpoint import config_changes, resume_state, resumed_config
+from pointcloud_sivae.runs.config import RunConfig, build_objectives, config_for_data, data_fingerprint, points_used
 from pointcloud_sivae.training.distributed import (DistContext, first_rank_first, reduce_terms, share_cores, shard_rows,
                                                    synchronise_batchnorm)
 from pointcloud_sivae.training.health import HealthMonitor
@@ -98,7 +99,7 @@ class Trainer:
     def resume(cls, path: str | Path, overrides: dict[str, object] | None = None,
                dist_ctx: DistContext | None = None) -> "Trainer":
         """Continue a run from its last checkpoint (or a given ``.pt``); only
-        :data:`~pointcloud_sivae.training.config.RESUMABLE_OVERRIDES` may differ from the saved config.
+        :data:`~pointcloud_sivae.runs.config.RESUMABLE_OVERRIDES` may differ from the saved config.
 
         Raises:
             CheckpointError: missing/unreadable checkpoint, a flag that conflicts with the saved

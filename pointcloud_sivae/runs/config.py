@@ -1,7 +1,7 @@
 """Configuration: one dataclass per concern, merged from defaults, a file and CLI flags.
 
 Precedence: dataclass defaults < ``--preset NAME`` (a TOML file shipped in
-``pointcloud_sivae/training/presets/``) < ``--config`` file (JSON or TOML, one table per
+``pointcloud_sivae/runs/presets/``) < ``--config`` file (JSON or TOML, one table per
 section) < command-line flags. Every field of every section is a flag named after
 it (``z_dim`` -> ``--z-dim``); field names are unique across sections. Unknown
 sections or keys are errors. The resolved config is written beside the run as
@@ -389,7 +389,7 @@ PRESET_DIR = Path(__file__).parent / "presets"
 
 
 def list_presets() -> dict[str, str]:
-    """``{name: description}`` of the presets shipped in ``pointcloud_sivae/training/presets/*.toml``;
+    """``{name: description}`` of the presets shipped in ``pointcloud_sivae/runs/presets/*.toml``;
     the description is the file's leading ``#`` comment block."""
     out = {}
     for path in sorted(PRESET_DIR.glob("*.toml")):
