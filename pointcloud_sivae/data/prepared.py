@@ -40,6 +40,9 @@ class PreparedSplit:
         manifest: the category's manifest.
         subset: ``None`` when the clouds hold every prepared point; else how the fixed
             subset of ``num_points`` was drawn (:func:`fixed_subsets`), for result files.
+        labels: (M,) int64 tensor, each cloud's index in ``categories``.
+        categories: the canonical category names the split holds (one, or several for a
+            multi-category run: :func:`load_categories`).
     """
 
     points: torch.Tensor
@@ -49,6 +52,33 @@ class PreparedSplit:
     manifest: dict
     subset: dict | None = None
     path: Path | None = None
+    labels: torch.Tensor | None = None
+    categories: list[str] | None = None
+
+    def __post_init__(self):
+        if self.labels is None:
+            self.labels = torch.zeros(len(self.ids), dtype=torch.long)
+        if self.categories is None:
+            self.categories = [self.manifest["category"]]
+
+    def of_category(self, category: str) -> "PreparedSplit":
+        """The clouds of one of the split's categories (a name, alias or synset), as a split of its own.
+
+        Raises:
+            ValueError: the split holds no such category (names the ones it holds).
+        """
+        name = dataset_category(category)
+        if name not in self.categories:
+            raise ValueError(f"category {name!r} is not one this run was trained on ({', '.join(self.categories)}); "
+                             f"choose one of them with --category")
+        if self.categories == [name]:
+            return self
+        k = self.categories.index(name)
+        keep = (self.labels == k).nonzero().flatten()
+        manifest = self.manifest.get("per_category", {}).get(name, self.manifest)
+        return PreparedSplit(points=self.points[keep], ids=[self.ids[i] for i in keep.tolist()],
+                             shift=self.shift[keep], scale=self.scale[keep], manifest=manifest, subset=self.subset,
+                             path=self.path, labels=torch.zeros(len(keep), dtype=torch.long), categories=[name])
 
     def nonempty(self) -> "PreparedSplit":
         """This split, when it holds shapes.
@@ -260,3 +290,77 @@ def check_point_count(wanted: int, prepared: int, where: str, asked_by: str | No
         raise ValueError(f"{asked_by} needs {wanted} points per cloud, but the data prepared under {where} has "
                          f"{prepared}; use at most {prepared}, or prepare the data again with python -m "
                          f"shapenet_prep ... --num-points {wanted}")
+
+
+def category_names(category: str | list[str] | tuple[str, ...]) -> list[str]:
+    """The canonical names of a run's ``data.category``: one name, or a list of them.
+
+    Raises:
+        ValueError: an unknown name, no name, or one category named twice (``plane airplane``).
+    """
+    names = [dataset_category(c) for c in ([category] if isinstance(category, str) else list(category))]
+    if not names:
+        raise ValueError("no category given; name one or several, e.g. --category airplane bench")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"category {', '.join(twice)} is named twice in {' '.join(map(str, category))}; "
+                         "name each category once")
+    return names
+
+
+def combined_manifest(root: str | Path, names: list[str]) -> dict:
+    """One manifest for several prepared categories under ``root``: their names, the shared point count
+    and normalisation, the splits' ids in category order, and every category's own manifest
+    (``per_category``).
+
+    Raises:
+        MissingDataError: a category has no prepared data under ``root`` (names it and how to prepare it).
+        ValueError: the categories were prepared with different point counts or normalisations.
+    """
+    manifests = {n: load_manifest(root, n) for n in names}
+    if len(names) == 1:
+        return manifests[names[0]]
+    counts = {n: m["num_points"] for n, m in manifests.items()}
+    if len(set(counts.values())) > 1:
+        raise ValueError(f"the categories under {root} were prepared with different point counts "
+                         f"({', '.join(f'{n}: {c}' for n, c in counts.items())}); prepare them with the same "
+                         "python -m shapenet_prep --num-points")
+    norms = {n: m["normalization"] for n, m in manifests.items()}
+    first = norms[names[0]]
+    if any(v != first for v in norms.values()):
+        shown = ", ".join(f"{n}: {v.get('method')}" for n, v in norms.items())
+        own = "; each with its own global statistics" if first.get("method") == "global" else ""
+        raise ValueError(f"the categories under {root} were normalised differently ({shown}{own}): one model needs "
+                         "one frame. Prepare them with the same per-shape --normalization (unit_sphere, bbox) or none")
+    return {"category": list(names), "num_points": counts[names[0]], "normalization": first,
+            "splits": {s: [i for n in names for i in manifests[n]["splits"].get(s, [])] for s in ("train", "val", "test")},
+            "split_seed": [manifests[n].get("split_seed") for n in names],
+            "counts": {n: {s: len(manifests[n]["splits"].get(s, [])) for s in ("train", "val", "test")} for n in names},
+            "per_category": manifests}
+
+
+def load_categories(root: str | Path, category: str | list[str], split: str, num_points: int | None = None,
+                    subset_seed: int = 0, asked_by: str | None = None) -> PreparedSplit:
+    """One split of one or several prepared categories (``<root>/<category>/``), concatenated in the order
+    given: what a multi-category run trains on. One category is exactly :func:`load_split`. Each cloud
+    keeps its own normalisation (``shift``, ``scale``) and fixed subset (seeded by its id), so a
+    category's clouds are the same as in a run of that category alone.
+
+    Returns:
+        A :class:`PreparedSplit` with ``labels`` (M,) and ``categories``; its ``manifest`` is
+        :func:`combined_manifest`.
+
+    Raises:
+        ValueError, MissingDataError, PreparedDataError: as :func:`load_split`, for the category named,
+            and :func:`category_names`' and :func:`combined_manifest`'s errors.
+    """
+    names = category_names(category)
+    if len(names) == 1:
+        return load_split(root, names[0], split, num_points, subset_seed, asked_by)
+    manifest = combined_manifest(root, names)
+    parts = [load_split(root, n, split, num_points, subset_seed, asked_by) for n in names]
+    return PreparedSplit(points=torch.cat([p.points for p in parts]), ids=[i for p in parts for i in p.ids],
+                         shift=torch.cat([p.shift for p in parts]), scale=torch.cat([p.scale for p in parts]),
+                         manifest=manifest, subset=parts[0].subset, path=parts[0].path.parent.parent / split,
+                         labels=torch.cat([torch.full((len(p.ids),), k, dtype=torch.long) for k, p in enumerate(parts)]),
+                         categories=names)

@@ -72,6 +72,36 @@ def generation_metrics(D_ss: np.ndarray, D_sr: np.ndarray, D_rr: np.ndarray, kin
             f"1-NNA-{kind}": one_nn_accuracy(D_ss, D_sr, D_rr)}
 
 
+def by_category(D_sr: np.ndarray, labels: np.ndarray, names: list[str], kind: str = "CD") -> dict[str, dict]:
+    """A multi-category reference set's MMD and COV restricted to each category, and where the samples
+    fall: the union's metrics split by the references' categories (they add up to the union's).
+
+    Args:
+        D_sr: (S, R) distances of the samples to the references; labels: (R,) int category index of
+            every reference; names: the K category names; kind: ``CD`` or ``EMD`` (the keys' suffix).
+
+    Returns:
+        ``{name: {"MMD-<kind>": mean over the category's references of the distance to the nearest
+        sample, "COV-<kind>": share of the category's references that are the nearest reference
+        (among all R) of some sample, in [0, 1], "nearest-share": share of the samples whose
+        nearest reference is of the category, "reference-share": the category's share of R}}``;
+        a category without references is left out.
+    """
+    D, labels = _check(D_sr, "D_sr"), np.asarray(labels)
+    if labels.shape != (D.shape[1],):
+        raise ValueError(f"labels must give one category per reference ({D.shape[1]}), got shape {labels.shape}")
+    nearest = D.argmin(axis=1)
+    out = {}
+    for k, name in enumerate(names):
+        refs = np.flatnonzero(labels == k)
+        if len(refs):
+            out[name] = {f"MMD-{kind}": float(D[:, refs].min(axis=0).mean()),
+                         f"COV-{kind}": float(np.isin(refs, nearest).mean()),
+                         "nearest-share": float((labels[nearest] == k).mean()),
+                         "reference-share": len(refs) / D.shape[1]}
+    return out
+
+
 def set_diversity(D: np.ndarray) -> float:
     """Mean pairwise distance within a set, from its (M, M) distance matrix (diagonal excluded)."""
     m = D.shape[0]

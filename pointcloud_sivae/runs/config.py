@@ -19,8 +19,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pointcloud_sivae.data.categories import dataset_category
-from pointcloud_sivae.data.prepared import SUBSET_RULE, check_point_count
+from pointcloud_sivae.data.prepared import SUBSET_RULE, category_names, check_point_count
 from pointcloud_sivae.models.pointnet import ENCODER_ORDERS, ENCODER_POOLS
 from pointcloud_sivae.objectives import IntroObjective, SoftIntroObjective, VAEObjective
 from pointcloud_sivae.ops.chamfer import CHOICES as CHAMFER_CHOICES
@@ -68,6 +67,7 @@ def check_value(f: dataclasses.Field, value, *, name: str, where: str) -> None:
 
 
 METHODS = ("soft-intro", "vae", "intro")
+CATEGORY_SAMPLING = ("proportional", "balanced")
 ENCODERS = ("pointnet", "dgcnn")
 
 
@@ -144,7 +144,13 @@ class OptimConfig:
 
 @dataclass
 class DataConfig:
-    category: str = option("airplane", "ShapeNet category name or synset id, or ModelNet40 class name")
+    category: str = option("airplane", "ShapeNet category name or synset id, or ModelNet40 class name; several "
+                           "(e.g. --category airplane car) train one model on their union, each prepared under "
+                           "--data-root as for one")
+    category_sampling: str = option("proportional", "several categories: proportional (every training shape once per "
+                                    "epoch, as the official code's concatenated classes) or balanced (each category an "
+                                    "equal share of every epoch's shapes: a small one is drawn again, a large one in "
+                                    "part)", choices=CATEGORY_SAMPLING)
     data_root: str = option("data/shapenet", "prepared data root (written by python -m shapenet_prep)")
     subset_seed: int = option(0, "seed of the fixed point subset of every val/test cloud when --num-points is below "
                               "the prepared count", min=0)
@@ -207,6 +213,10 @@ UPGRADES = {
     ("model", "encoder_order"): (
         lambda d: "bn-relu",
         "saved before encoder_order existed: its PointNet ran Conv -> BatchNorm -> ReLU, kept as bn-relu"),
+    ("data", "category_sampling"): (
+        lambda d: "proportional",
+        "saved before several categories could be trained at once: every training shape once per epoch, kept as "
+        "proportional"),
 }
 
 
@@ -300,6 +310,17 @@ def set_field(cfg: RunConfig, section: str, key: str, value, *, where: str = "co
     types = _field_types(SECTIONS[section])
     if key not in types:
         raise ValueError(f"{where}: unknown key {key!r} in [{section}]; valid keys: {sorted(types)}")
+    if (section, key) == ("data", "category"):  # one name (a str, as ever), or several (a list)
+        if isinstance(value, str):
+            value = value.replace(",", " ").split()
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{where}: data.category = {value!r}; give a category name, or a list of them")
+        try:
+            names = category_names(value)  # "plane" and "02691156" both mean "airplane"
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        setattr(cfg.data, key, names[0] if len(names) == 1 else names)
+        return
     value = _coerce(value, types[key], f"{section}.{key}", where)
     if (section, key) == ("train", "amp") and value not in ("off", "bf16", "auto"):
         raise ValueError(f"{where}: amp = {value!r}; use off, bf16 or auto (fp16 is not offered: the encoder's "
@@ -307,8 +328,6 @@ def set_field(cfg: RunConfig, section: str, key: str, value, *, where: str = "co
     if (section, key) == ("loss", "method") and value not in METHODS:
         raise ValueError(f"{where}: unknown method {value!r}; choose one of {', '.join(METHODS)}")
     check_value(FIELDS[section][key], value, name=f"{section}.{key}", where=where)
-    if (section, key) == ("data", "category"):
-        value = dataset_category(value)  # "plane" and "02691156" both mean "airplane"
     setattr(getattr(cfg, section), key, value)
 
 
@@ -376,7 +395,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             typ = _field_types(cls)[f.name]
             metavar = ("{" + ",".join(choices) + "}" if choices else "{true,false}" if typ is bool
                        else f.name.upper())
-            group.add_argument(flag, dest=f.name, default=None, metavar=metavar,
+            several = {"nargs": "+"} if f.name == "category" else {}  # --category airplane car
+            group.add_argument(flag, dest=f.name, default=None, metavar=metavar, **several,
                                help=flag_help(f, getattr(defaults, f.name)))
 
 
@@ -441,7 +461,8 @@ def config_for_data(cfg: RunConfig, data_num_points: int, data_diagonal: float) 
     Raises:
         ValueError: ``cfg`` asks for more points than the data has.
     """
-    check_point_count(cfg.model.num_points, data_num_points, f"{cfg.data.data_root}/{cfg.data.category}")
+    check_point_count(cfg.model.num_points, data_num_points,
+                      f"{cfg.data.data_root}/{'+'.join(category_names(cfg.data.category))}")
     cfg = copy.deepcopy(cfg)
     cfg.model.num_points = cfg.model.num_points or data_num_points
     cfg.loss.frame_diagonal = cfg.loss.frame_diagonal or data_diagonal

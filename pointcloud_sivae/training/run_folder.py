@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from pointcloud_sivae.data.categories import dataset_category
+from pointcloud_sivae.data.prepared import category_names
 from pointcloud_sivae.training.checkpoint import remove_stale_temporaries, save_checkpoint
 from pointcloud_sivae.runs.config import RunConfig
 from pointcloud_sivae.training.distributed import DistContext
@@ -41,8 +41,9 @@ def new_run_dir(cfg: RunConfig, dist: DistContext) -> tuple[RunConfig, Path]:
         FileExistsError: the folder already holds a run (the message says how to resume it).
     """
     cfg = copy.deepcopy(cfg)
-    cfg.data.category = dataset_category(cfg.data.category)
-    name = cfg.train.run_name or f"{cfg.data.category}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    names = category_names(cfg.data.category)
+    cfg.data.category = names[0] if len(names) == 1 else names
+    name = cfg.train.run_name or f"{'+'.join(names)}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     if dist.enabled:  # one name for all processes: rank 0's
         box = [name]
         torch.distributed.broadcast_object_list(box, src=0)

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from pointcloud_sivae.data.normalization import EvaluationFrame
-from pointcloud_sivae.data.prepared import fixed_subsets, load_split, mean_diagonal, random_subsets
+from pointcloud_sivae.data.prepared import fixed_subsets, load_categories, mean_diagonal, random_subsets
 from pointcloud_sivae.metrics.distances import compile_kernels
 from pointcloud_sivae.models.vae import SoftIntroVAE
 from pointcloud_sivae.ops.chamfer import Chamfer, resolve_backend
@@ -48,13 +48,15 @@ class Trainer:
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
         torch.manual_seed(cfg.train.seed)
-        train = load_split(cfg.data.data_root, cfg.data.category, "train")
+        train = load_categories(cfg.data.data_root, cfg.data.category, "train")
         if len(train.ids) < 2:
             raise ValueError(f"the train split has {len(train.ids)} shape(s); at least 2 are needed (BatchNorm)")
         self.manifest = train.manifest
         self.cfg = cfg = config_for_data(cfg, self.manifest["num_points"], mean_diagonal(train.points))
         M, seed = cfg.model.num_points, cfg.data.subset_seed
-        val = load_split(cfg.data.data_root, cfg.data.category, "val", num_points=M, subset_seed=seed)
+        val = load_categories(cfg.data.data_root, cfg.data.category, "val", num_points=M, subset_seed=seed)
+        self.categories = train.categories  # one, or several trained on their union
+        self.train_labels, self.val_labels = train.labels.to(self.device), val.labels.to(self.device)
         self.train_points = train.points.to(self.device)  # every prepared point: steps draw subsets of M
         self.train_fixed = fixed_subsets(self.train_points, train.ids, M, seed)  # diagnostics on train shapes
         self.val_points = val.points.to(self.device)  # the fixed subsets of M points
@@ -80,7 +82,7 @@ class Trainer:
         self.validator = Validator(self.val_points, self.train_fixed, EvaluationFrame.of(self.manifest["normalization"]),
                                    seed=t.seed, chamfer=self.chamfer, matrix_backend=self.matrix_backend,
                                    jsd_factor=t.jsd_sample_factor, generation_metrics=t.val_generation_metrics,
-                                   num_vis=t.num_vis)
+                                   num_vis=t.num_vis, val_labels=self.val_labels, categories=self.categories)
         self.epoch, self.global_step = 0, 0  # completed epochs and steps
         self.best = {"epoch": None, "val_jsd": None, "val_chamfer": None}
         self.last_val: dict[str, float] = {}  # the latest validation of this session
@@ -122,6 +124,9 @@ class Trainer:
         self.folder.check(int(1.1 * 3 * sum(p.numel() * p.element_size() for p in self.model.parameters())))
         if resumed_from is None:
             self.folder.write_run_files(self.cfg.to_dict(), self.manifest)
+        several = {} if len(self.categories) == 1 else {"categories": {
+            name: {"train": int((self.train_labels == k).sum()), "val": int((self.val_labels == k).sum())}
+            for k, name in enumerate(self.categories)}, "category_sampling": self.cfg.data.category_sampling}
         self.folder.add_session({
             "device": str(self.device), "precision": "bf16 autocast" if self.bf16 else "float32",
             "chamfer_backend": self.chamfer.name,
@@ -130,13 +135,13 @@ class Trainer:
             "start_epoch": self.epoch, "changed": changed or {},
             "batch_size_used": min(self.cfg.optim.batch_size, len(self.train_points)),
             "validation": "every {} epochs".format(self.cfg.train.val_every) if len(self.val_points) else
-                          "none: the val split is empty"})
+                          "none: the val split is empty", **several})
         if self.cfg.optim.batch_size > len(self.train_points):
             print(f"note: --batch-size {self.cfg.optim.batch_size} is larger than the training split "
                   f"({len(self.train_points)} shapes): every epoch is one batch of {len(self.train_points)} "
                   "(run_info.json: batch_size_used)", file=sys.stderr)
         if not len(self.val_points):
-            print(f"warning: the val split of {self.cfg.data.data_root}/{self.cfg.data.category} is empty: nothing is "
+            print(f"warning: the val split of {self.cfg.data.data_root}/{'+'.join(self.categories)} is empty: nothing is "
                   "validated, no best.pt is kept and the health diagnostics of validation are missing", file=sys.stderr)
         self.folder.keep_metrics_until(self.epoch)  # epochs after the checkpoint are trained again
 
@@ -200,7 +205,10 @@ class Trainer:
         so resuming is exact with any number of processes. A final batch smaller than two shapes
         (BatchNorm) or than the number of processes is dropped."""
         g = torch.Generator().manual_seed(self.cfg.train.seed * 1_000_003 + epoch)
-        perm = torch.randperm(self.train_points.shape[0], generator=g).to(self.device)
+        if len(self.categories) > 1 and self.cfg.data.category_sampling == "balanced":
+            perm = balanced_order(self.train_labels.cpu(), len(self.categories), g).to(self.device)
+        else:
+            perm = torch.randperm(self.train_points.shape[0], generator=g).to(self.device)
         return [b for b in perm.split(self.cfg.optim.batch_size) if len(b) >= max(2, self.dist.world_size)]
 
     def batch(self, idx: torch.Tensor) -> torch.Tensor:
@@ -292,7 +300,7 @@ class Trainer:
     def _describe(self) -> str:
         c, M, N = self.cfg, self.cfg.model.num_points, self.manifest["num_points"]
         points = f"{M} points" if M == N else f"{M} of {N} points: a {c.data.train_subsets} subset per step, a fixed one for val"
-        return (f"{c.data.category} on {self.device} ({len(self.train_points)} train / {len(self.val_points)} val shapes, "
+        return (f"{'+'.join(self.categories)} on {self.device} ({len(self.train_points)} train / {len(self.val_points)} val shapes, "
                 f"{points}), {'bf16 autocast' if self.bf16 else 'float32'}, Chamfer backend {self.chamfer.name}; "
                 f"{self.dist.world_size} process(es); run folder "
                 f"{self.run_dir}")
@@ -300,3 +308,27 @@ class Trainer:
     def summary(self) -> str:
         """One line on the finished run (:func:`~pointcloud_sivae.training.logs.summary_line`)."""
         return summary_line(self.best, self.last_val)
+
+
+def balanced_order(labels: torch.Tensor, num_categories: int, generator: torch.Generator) -> torch.Tensor:
+    """An epoch's order of training shapes in which every category has an equal share: ``len(labels)``
+    indices, ``len(labels) / K`` of each category (the remainder to the first ones), each category's
+    drawn as successive permutations of its shapes (a small category's shapes come again, a large
+    one's only in part), then shuffled together.
+
+    Args:
+        labels: (M,) int64 category index of every training shape; num_categories: K.
+        generator: a CPU generator seeded by (seed, epoch).
+
+    Returns:
+        (M,) int64 indices into the training shapes.
+    """
+    total, order = len(labels), []
+    for k in range(num_categories):
+        members = (labels == k).nonzero().flatten()
+        want = total // num_categories + (1 if k < total % num_categories else 0)
+        rounds = -(-want // len(members))
+        drawn = torch.cat([members[torch.randperm(len(members), generator=generator)] for _ in range(rounds)])
+        order.append(drawn[:want])
+    order = torch.cat(order)
+    return order[torch.randperm(total, generator=generator)]

@@ -11,7 +11,8 @@ import torch
 
 from pointcloud_sivae.data.normalization import EvaluationFrame
 from pointcloud_sivae.metrics.distances import pairwise_chamfer
-from pointcloud_sivae.metrics.generation import generation_metrics, nearest_other, point_spacing, set_diversity
+from pointcloud_sivae.metrics.generation import (by_category, generation_metrics, nearest_other, point_spacing,
+                                                 set_diversity)
 from pointcloud_sivae.metrics.jsd import jsd_between_sets, outside_fraction
 from pointcloud_sivae.metrics.prior_gap import prior_gap
 from pointcloud_sivae.models.latent import interpolate
@@ -33,11 +34,18 @@ class Validator:
             the distance matrices (resolved once by the trainer).
         jsd_factor: JSD uses ``jsd_factor * V`` prior samples. generation_metrics: also MMD-CD,
             COV-CD and 1-NNA-CD of V samples (cost ~ V^2). num_vis: clouds per logged row.
+        val_labels: (V,) int64 category index of every val cloud; categories: their names. With
+            several, the reconstruction distance, MMD-CD and COV-CD are also reported per category
+            (``val_chamfer/<name>``, ...) with the share of prior samples nearest each
+            (``val_prior_share/<name>``).
     """
 
     def __init__(self, val: torch.Tensor, train: torch.Tensor, frame: EvaluationFrame, *, seed: int,
-                 chamfer: Chamfer, matrix_backend: str, jsd_factor: int, generation_metrics: bool, num_vis: int):
+                 chamfer: Chamfer, matrix_backend: str, jsd_factor: int, generation_metrics: bool, num_vis: int,
+                 val_labels: torch.Tensor | None = None, categories: list[str] | None = None):
         self.val, self.train, self.frame, self.seed = val, train, frame, seed
+        self.categories = categories or ["all"]
+        self.val_labels = (val_labels if val_labels is not None else torch.zeros(len(val), dtype=torch.long)).cpu()
         self.chamfer, self.matrix_backend = chamfer, matrix_backend
         self.jsd_factor, self.generation_metrics, self.num_vis = jsd_factor, generation_metrics, num_vis
         self._D_rr = None  # val-against-val Chamfer matrix, computed at the first validation
@@ -59,11 +67,16 @@ class Validator:
             return {}
         model.eval()
         try:
-            real, cd = self.reconstruction(model, self.val)
+            real, per_shape = self.reconstruction(model, self.val, per_shape=True)
             gen = self.frame.to_evaluation(prior_clouds(model, self.jsd_factor * len(real), self.seed + 1))
             real_np, gen_np = real.cpu().numpy(), gen.cpu().numpy()
-            out = {"val_chamfer": cd, "val_jsd": jsd_between_sets(gen_np, real_np, allow_outside=True),
+            out = {"val_chamfer": per_shape.mean().item(),
+                   "val_jsd": jsd_between_sets(gen_np, real_np, allow_outside=True),
                    "val_jsd_outside": outside_fraction(gen_np)}
+            if len(self.categories) > 1:
+                for k, name in enumerate(self.categories):
+                    if (self.val_labels == k).any():
+                        out[f"val_chamfer/{name}"] = per_shape[self.val_labels.to(per_shape.device) == k].mean().item()
             if len(real_np) >= 2:
                 out.update(self.set_metrics(gen_np[: len(real_np)], real_np))
                 out.update(self.train_reconstruction(model, len(real_np)))
@@ -90,12 +103,14 @@ class Validator:
             self._train_nn_other = nearest_other(D)
         return {"train_chamfer": cd, "train_nn_other_cd": self._train_nn_other}
 
-    def reconstruction(self, model: SoftIntroVAE, clouds: torch.Tensor) -> tuple[torch.Tensor, float]:
+    def reconstruction(self, model: SoftIntroVAE, clouds: torch.Tensor, per_shape: bool = False):
         """``clouds`` (model frame) in the evaluation frame, and their mean reconstruction Chamfer
-        distance (posterior means; mean convention, squared L2, evaluation frame)."""
+        distance (posterior means; mean convention, squared L2, evaluation frame): a float, or with
+        ``per_shape`` the (M,) tensor of every cloud's."""
         real = self.frame.to_evaluation(clouds)
         rec = self.frame.to_evaluation(model.decode_chunked(model.posterior_means(clouds)))
-        return real, self.chamfer(real, rec, point_reduction="mean").mean().item()
+        cd = self.chamfer(real, rec, point_reduction="mean")
+        return real, (cd if per_shape else cd.mean().item())
 
     def set_metrics(self, sample: np.ndarray, reference: np.ndarray) -> dict[str, float]:
         """Diversity of the samples and of the val split (mean pairwise Chamfer distance; a ratio far
@@ -120,6 +135,10 @@ class Validator:
             D_sr = pairwise_chamfer(sample, reference, backend=self.matrix_backend, device=device)
             table = generation_metrics(D_ss, D_sr, self._D_rr, "CD")  # val_mmd_cd, val_cov_cd, val_1nna_cd
             out.update({"val_" + k.lower().replace("1-nna", "1nna").replace("-", "_"): v for k, v in table.items()})
+            if len(self.categories) > 1:
+                for name, row in by_category(D_sr, self.val_labels[: len(reference)].numpy(), self.categories).items():
+                    out.update({f"val_mmd_cd/{name}": row["MMD-CD"], f"val_cov_cd/{name}": row["COV-CD"],
+                                f"val_prior_share/{name}": row["nearest-share"]})
         return out
 
     @torch.no_grad()
