@@ -24,6 +24,7 @@ from eval.ood import obs_std_arg, run_ood
 from eval.prior_gap import run_prior_gap
 from pointcloud_sivae.cli import (
     SPLITS,
+    add_category,
     add_chamfer_backend,
     add_checkpoint,
     add_device,
@@ -65,6 +66,8 @@ def _checkpoint_command(sub, name: str, help: str, split_help: str) -> argparse.
     add_checkpoint(p)
     p.add_argument("--split", default="test", choices=SPLITS, help=f"{split_help} (default: test)")
     add_run_data_root(p)
+    add_category(p, f"that category's {split_help}" + (", scored against samples of a mixture fitted to its "
+                    "training posteriors" if name == "generation" else ""))
     return p
 
 
@@ -99,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--in-split", default="test", choices=SPLITS,
                    help="in-distribution split of the model's own data (default: test)")
     add_run_data_root(o)
+    add_category(o, "that category's shapes as the in-distribution split")
     o.add_argument("--ood-data", required=True, help="prepared data root of the other set")
     o.add_argument("--ood-category", required=True, help="category name or synset under --ood-data")
     o.add_argument("--ood-split", default="all", choices=("all", *SPLITS),

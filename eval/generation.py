@@ -22,7 +22,7 @@ import numpy as np
 
 from eval.tables import format_table, result_header
 from pointcloud_sivae.inference import Inference
-from pointcloud_sivae.metrics.evaluator import GenerationEvaluator, reconstruction_metrics, summarize
+from pointcloud_sivae.metrics.evaluator import DISPLAY, GenerationEvaluator, reconstruction_metrics, summarize
 from pointcloud_sivae.metrics.novelty import COPYING_TEXT
 from pointcloud_sivae.models.latent_density import Sampler
 from pointcloud_sivae.runs.checkpoint import run_dir_of
@@ -50,7 +50,7 @@ def read_clouds(path: Path) -> np.ndarray:
 def _checkpoint_context(args):
     """The model of a checkpoint (``Inference``), the split to score and the run folder."""
     inf = Inference(args.checkpoint, args.device, args.data_root)
-    return inf, inf.split(args.split).nonempty(), run_dir_of(inf.checkpoint)
+    return inf, inf.split(args.split, category=getattr(args, "category", None)).nonempty(), run_dir_of(inf.checkpoint)
 
 
 def report_copying(summary: dict, split: str, hint: str = "the run's training split holds no shape") -> None:
@@ -62,6 +62,23 @@ def report_copying(summary: dict, split: str, hint: str = "the run's training sp
     print(f"copying: the samples' median distance to the nearest training shape is {ratio:.2f} x that of the {split} "
           f"shapes, {share:.0%} of them are nearer a training shape than the nearest 10 % of {split} shapes are "
           f"(copies: far above 10 %), nn-train-ratio {nn:.2f} (copies: far below 1; {split} shapes: 1)")
+
+
+def report_by_category(per_seed: list[dict[str, dict]], split: str) -> dict[str, dict]:
+    """Print the union's table split by category (MMD and COV restricted to each category's references,
+    and the share of the samples nearest each, against the category's share of the references), mean
+    over seeds; returns it as ``{category: {metric: {"mean", "std"}}}``."""
+    names = list(per_seed[0])
+    table = {name: summarize([seed[name] for seed in per_seed]) for name in names}
+    metrics = [k for k in table[names[0]] if k not in ("reference-share",)]
+    print(f"by category ({split} references of each; samples classified by their nearest {split} shape, Chamfer):")
+    print(f"  {'category':<14}" + "".join(f"{k:>16}" for k in metrics) + f"{'reference-share':>17}")
+    for name in names:
+        row = table[name]
+        cells = [f"{row[k]['mean'] * DISPLAY.get(k, (100.0, ''))[0]:>13.2f} {DISPLAY.get(k, (100.0, '%'))[1] or '%':<2}"
+                 for k in metrics]
+        print(f"  {name:<14}" + "".join(cells) + f"{row['reference-share']['mean'] * 100:>15.1f} %")
+    return table
 
 
 def _report_jsd_outside(ev: GenerationEvaluator) -> None:
@@ -77,23 +94,29 @@ def run_generation(args) -> dict:
     inf, split, run_dir = _checkpoint_context(args)
     ref = split.points.numpy()
     n_s = args.num_samples or len(ref)
+    category = inf.category_key(args.category)  # None: every category of the model
     ev = GenerationEvaluator(ref, split.manifest["normalization"], protocol=args.protocol, emd=args.emd,
                              chamfer_backend=args.chamfer_backend, emd_backend=args.emd_backend, device=inf.device,
                              progress=args.progress, jsd_allow_outside=args.jsd_allow_outside,
-                             train=inf.training_clouds())
-    sampler, per_seed = Sampler.of(args), []
+                             train=inf.training_clouds(category), reference_labels=split.labels.numpy(),
+                             categories=split.categories)
+    sampler, per_seed, by_category = Sampler.of(args), [], []
     for seed in args.seeds:
-        metrics = ev(inf.decode(inf.latents(n_s, seed, sampler)))
+        metrics = ev(inf.decode(inf.latents(n_s, seed, sampler, category)))
         per_seed.append(metrics)
+        by_category.append(ev.last_by_category)
         print(f"seed {seed}: " + ", ".join(f"{k} {v:.5g}" for k, v in metrics.items()), file=sys.stderr)
     summary = summarize(per_seed)
-    print(format_table(summary, f"generation: {inf.config['data']['category']} {args.split}, "
+    named = category or "+".join(inf.categories)
+    print(format_table(summary, f"generation: {named} {args.split}, "
                                 f"protocol {args.protocol}, |S|={n_s}, |R|={len(ref)}, seeds {args.seeds}, "
                                 f"sampler {sampler.label}"))
     report_copying(summary, args.split)
     _report_jsd_outside(ev)
+    per_category = report_by_category(by_category, args.split) if split.categories and len(split.categories) > 1 else None
     result = {**result_header(args, t0), "kind": "generation", "checkpoint": str(inf.checkpoint),
-              "epoch": inf.state["epoch"], "category": inf.config["data"]["category"], "split": args.split,
+              "epoch": inf.state["epoch"], "category": category or inf.config["data"]["category"],
+              "split": args.split, **({"by_category": per_category} if per_category else {}),
               "data_normalization": split.manifest["normalization"], "num_samples": n_s,
               "num_reference": len(ref), "num_points": int(ref.shape[1]), "point_subset": split.subset,
               "seeds": args.seeds,

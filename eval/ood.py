@@ -138,12 +138,12 @@ def plot_histograms(scores_in, scores_out, results: dict[str, float], names: tup
 def run_ood(args) -> dict:
     t0 = time.perf_counter()
     inf = Inference(args.checkpoint, args.device, args.data_root)
-    category = inf.config["data"]["category"]
+    category = inf.category_key(args.category) or "+".join(inf.categories)
     run_dir = run_dir_of(inf.checkpoint)
-    in_split = inf.split(args.in_split).nonempty()
+    in_split = inf.split(args.in_split, category=args.category).nonempty()
     ood_points, ood_ids, frame_note = load_ood_set(inf, args.ood_data, args.ood_category, args.ood_split)
     ood_name = load_manifest(args.ood_data, args.ood_category)["category"]
-    obs_std, obs_how = resolve_obs_std(inf, args.obs_std, inf.split("train").points.numpy())
+    obs_std, obs_how = resolve_obs_std(inf, args.obs_std, inf.split("train", category=args.category).points.numpy())
     print(f"observation model: Gaussian mixture, sigma {obs_std:.5g} ({obs_how}); {frame_note}", file=sys.stderr)
     kw = {"obs_std": obs_std, "num_samples": args.num_importance, "seed": args.seed,
           "chamfer_backend": args.chamfer_backend}

@@ -73,11 +73,11 @@ def code_distance_table(dist: np.ndarray, to_train: np.ndarray, held_out_to_trai
 def run_prior_gap(args) -> dict:
     t0 = time.perf_counter()
     inf, split, run_dir = _checkpoint_context(args)
-    train = inf.training_clouds()
+    train = inf.training_clouds(args.category)
     if train is None or len(train) < 2:
         raise ValueError(f"the prior gap needs at least 2 training shapes in {inf.data_root}; prepare the run's data "
                          "with a train split")
-    mu, logvar = inf.train_posteriors()
+    mu, logvar = inf.train_posteriors(args.category)
     ref = split.points.numpy()
     held_mu, held_logvar = inf.model.posteriors(torch.from_numpy(ref).to(inf.device))
     sigma_p = inf.model.prior_std
@@ -90,7 +90,7 @@ def run_prior_gap(args) -> dict:
     g = torch.Generator().manual_seed(args.seed)  # one draw of each held-out posterior, as a prior code is a draw
     held_draws = held_mu.cpu() + (0.5 * held_logvar.cpu()).exp() * torch.randn(held_mu.shape, generator=g)
     held_dist = posterior_distance(held_draws, mu, logvar)
-    print(f"prior gap: {inf.config['data']['category']}, training posteriors ({len(mu)} shapes, z_dim {mu.shape[1]}, "
+    print(f"prior gap: {inf.category_key(args.category) or '+'.join(inf.categories)}, training posteriors ({len(mu)} shapes, z_dim {mu.shape[1]}, "
           f"prior std {sigma_p:g}) against the prior; held-out codes: the {args.split} split ({len(ref)} shapes)")
     for k, v in gap.items():
         print(f"  {k:<20} {v:>9.3f}  {GAP_TEXT[k]}")
@@ -103,7 +103,8 @@ def run_prior_gap(args) -> dict:
     for r in rows:
         print(f"  {r['distance_from']:>6.2f} – {r['distance_to']:<6.2f}  {r['samples']:>7}  {r['train_distance_ratio']:.2f}")
     result = {**provenance(), "kind": "prior-gap", "checkpoint": str(inf.checkpoint),
-              "epoch": inf.state["epoch"], "category": inf.config["data"]["category"], "split": args.split,
+              "epoch": inf.state["epoch"], "category": inf.category_key(args.category) or inf.config["data"]["category"],
+              "split": args.split,
               "num_train": len(mu), "num_held_out": len(ref), "z_dim": int(mu.shape[1]), "prior_std": sigma_p,
               "num_draws": args.num_draws, "num_samples": args.num_samples, "seed": args.seed,
               "gap": gap, "gap_text": GAP_TEXT,

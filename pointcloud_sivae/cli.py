@@ -91,6 +91,12 @@ def add_run_data_root(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", help="prepared data root of the run's category (default: the one it trained on)")
 
 
+def add_category(p: argparse.ArgumentParser, what: str) -> None:
+    """``--category``: one category of a model trained on several (``what`` it selects)."""
+    p.add_argument("--category", help=f"for a model trained on several categories: {what} (default: all of its "
+                                      "categories); a one-category model takes its own category or none")
+
+
 def add_chamfer_backend(p: argparse.ArgumentParser, what: str) -> None:
     """``--chamfer-backend``: which nearest-neighbour search computes ``what``."""
     p.add_argument("--chamfer-backend", default="auto", choices=CHAMFER_CHOICES,

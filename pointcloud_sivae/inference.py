@@ -18,7 +18,8 @@ import torch
 from pointcloud_sivae.models.latent_density import (AGGREGATED_POSTERIOR, MIXTURES, AggregatedPosterior, PosteriorGMM,
                                                      Sampler, posterior_draws)
 from pointcloud_sivae.runs.checkpoint import load_model, resolve_checkpoint_path
-from pointcloud_sivae.data.prepared import load_split
+from pointcloud_sivae.data.categories import dataset_category
+from pointcloud_sivae.data.prepared import category_names, load_categories, load_split
 from pointcloud_sivae.data.normalization import EvaluationFrame
 from pointcloud_sivae.utils.ply import read_points, write_ply
 from pointcloud_sivae.utils.runtime import select_device
@@ -30,6 +31,10 @@ class ShapeNotFoundError(ValueError):
 
 class Inference:
     """A model rebuilt from its checkpoint alone, with its data's normalisation.
+
+    A model trained on several categories (``categories``) serves each: the ``category`` argument of
+    :meth:`split`, :meth:`training_clouds`, :meth:`latents` and the posteriors' methods selects one
+    (its shapes, its training posteriors, a mixture fitted to them); ``None`` means the union.
 
     Args:
         checkpoint: run folder or ``.pt``.
@@ -47,9 +52,25 @@ class Inference:
         self.num_points = self.model.num_points
         self.data_root = data_root or self.config["data"]["data_root"]
         self.frame = EvaluationFrame.of(self.normalization)  # model frame <-> evaluation frame
-        self._gmm: dict[tuple[str, int], PosteriorGMM] = {}  # ex-post mixtures by sampler and component count
-        self._posteriors: tuple[torch.Tensor, torch.Tensor] | None = None  # of the training split
-        self._aggregated: AggregatedPosterior | None = None
+        self.categories = category_names(self.config["data"]["category"])  # one, or several trained together
+        self._gmm: dict[tuple, PosteriorGMM] = {}  # ex-post mixtures by sampler, component count, category
+        self._posteriors: dict[str | None, tuple[torch.Tensor, torch.Tensor]] = {}  # of the training split
+        self._aggregated: dict[str | None, AggregatedPosterior] = {}
+
+    def category_key(self, category: str | None) -> str | None:
+        """``None`` (the whole training set) for no category or a one-category model's own; else the
+        canonical name of one of the model's categories.
+
+        Raises:
+            ValueError: a category the model was not trained on (names the ones it was).
+        """
+        if category is None:
+            return None
+        name = dataset_category(category)
+        if name not in self.categories:
+            raise ValueError(f"--category {category}: the model of {self.checkpoint} was trained on "
+                             f"{', '.join(self.categories)}; choose one of them")
+        return None if len(self.categories) == 1 else name
 
     def split(self, name: str, root: str | None = None, category: str | None = None):
         """A prepared split at the model's point count: every cloud's fixed subset when the data
@@ -57,7 +78,8 @@ class Inference:
 
         Args:
             name: ``train``, ``val`` or ``test``.
-            root, category: another prepared set (default: the run's data).
+            root: another prepared set (with ``category``, its category); default the run's data.
+            category: with the run's data, one of the model's categories (default: all of them).
 
         Returns:
             A :class:`~pointcloud_sivae.data.PreparedSplit`; ``subset`` says which points were kept.
@@ -66,11 +88,15 @@ class Inference:
             ValueError: the data has fewer points per cloud than the model outputs.
             MissingDataError: no prepared data there.
         """
-        return load_split(root or self.data_root, category or self.config["data"]["category"], name,
-                          num_points=self.num_points, subset_seed=self.config["data"].get("subset_seed", 0),
-                          asked_by=f"the model of {self.checkpoint}")
+        options = {"num_points": self.num_points, "subset_seed": self.config["data"].get("subset_seed", 0),
+                   "asked_by": f"the model of {self.checkpoint}"}
+        if root is not None:
+            return load_split(root, category or self.categories[0], name, **options)
+        data = load_categories(self.data_root, self.config["data"]["category"], name, **options)
+        key = self.category_key(category)
+        return data if key is None else data.of_category(key)
 
-    def training_clouds(self) -> np.ndarray | None:
+    def training_clouds(self, category: str | None = None) -> np.ndarray | None:
         """(T, N, 3) float32 training clouds (fixed subsets at the model's N, model frame): the
         baseline of the copying statistics (:mod:`pointcloud_sivae.metrics.novelty`); None when the
         training split holds no shape.
@@ -78,7 +104,7 @@ class Inference:
         Raises:
             MissingDataError: the run's prepared training split is not there.
         """
-        train = self.split("train")
+        train = self.split("train", category=category)
         return train.points.numpy() if train.ids else None
 
     # model
@@ -97,44 +123,57 @@ class Inference:
         g = torch.Generator(device=self.device).manual_seed(seed)
         return temperature * self.model.sample_prior(n, generator=g)
 
-    def latents(self, n: int, seed: int, sampler: Sampler = Sampler()) -> torch.Tensor:
+    def latents(self, n: int, seed: int, sampler: Sampler = Sampler(), category: str | None = None) -> torch.Tensor:
         """``n`` latent codes (n, Z) from ``sampler``: the prior (:meth:`prior`, at the sampler's
         temperature), ``gmm`` or ``gmm-aggregate`` (:meth:`posterior_gmm` with its components), or
         ``aggregated-posterior`` (:meth:`aggregated_posterior`), fixed by ``seed``.
 
+        With ``category`` (a model of several categories), the posterior samplers use that category's
+        training posteriors only.
+
         Raises:
-            ValueError: more components than training shapes.
+            ValueError: more components than training shapes, or the prior asked for one category of
+                several (the prior is shared by all; names the samplers that take a category).
             MissingDataError: a sampler other than the prior without the run's prepared training split.
         """
+        key = self.category_key(category)
         if sampler.name == "prior":
+            if key is not None:
+                raise ValueError(f"--category {key} with --sampler prior: the prior is shared by the model's "
+                                 f"categories ({', '.join(self.categories)}); draw one category's shapes with "
+                                 f"--sampler {' or '.join(MIXTURES)} or {AGGREGATED_POSTERIOR} (fitted to its "
+                                 "training posteriors), or leave --category out")
             return self.prior(n, seed, sampler.temperature)
         if sampler.name == AGGREGATED_POSTERIOR:
-            return self.aggregated_posterior().sample(n, seed).to(self.device)
-        return self.posterior_gmm(sampler.components, sampler.name).sample(n, seed).to(self.device)
+            return self.aggregated_posterior(key).sample(n, seed).to(self.device)
+        return self.posterior_gmm(sampler.components, sampler.name, key).sample(n, seed).to(self.device)
 
-    def train_posteriors(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def train_posteriors(self, category: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The posteriors ``(mu, logvar)``, each (M, Z), of the M non-empty training clouds (each
-        cloud's fixed subset at the model's N); computed once and kept.
+        cloud's fixed subset at the model's N), of one ``category`` or all; computed once and kept.
 
         Raises:
             MissingDataError: the run's prepared training split is not there.
         """
-        if self._posteriors is None:
-            clouds = torch.from_numpy(self.split("train").nonempty().points.numpy().astype(np.float32)).to(self.device)
-            self._posteriors = self.model.posteriors(clouds)
-        return self._posteriors
+        key = self.category_key(category)
+        if key not in self._posteriors:
+            data = self.split("train", category=key).nonempty()
+            clouds = torch.from_numpy(data.points.numpy().astype(np.float32)).to(self.device)
+            self._posteriors[key] = self.model.posteriors(clouds)
+        return self._posteriors[key]
 
-    def aggregated_posterior(self) -> AggregatedPosterior:
-        """The training split's aggregated posterior (:class:`AggregatedPosterior`).
+    def aggregated_posterior(self, category: str | None = None) -> AggregatedPosterior:
+        """The training split's aggregated posterior (:class:`AggregatedPosterior`), of one ``category`` or all.
 
         Raises:
             MissingDataError: the run's prepared training split is not there.
         """
-        if self._aggregated is None:
-            self._aggregated = AggregatedPosterior.of(*self.train_posteriors())
-        return self._aggregated
+        key = self.category_key(category)
+        if key not in self._aggregated:
+            self._aggregated[key] = AggregatedPosterior.of(*self.train_posteriors(key))
+        return self._aggregated[key]
 
-    def posterior_gmm(self, components: int, sampler: str = "gmm") -> PosteriorGMM:
+    def posterior_gmm(self, components: int, sampler: str = "gmm", category: str | None = None) -> PosteriorGMM:
         """The ex-post Gaussian mixture (:class:`PosteriorGMM`, ``random_state`` 0) of the training
         split (each cloud's fixed subset at the model's N): fitted to the posterior means (``gmm``)
         or to draws from the posteriors, the aggregated posterior (``gmm-aggregate``,
@@ -146,23 +185,29 @@ class Inference:
         """
         if sampler not in MIXTURES:
             raise ValueError(f"{sampler!r} is not a mixture sampler; use {' or '.join(MIXTURES)}")
-        if (sampler, components) not in self._gmm:
-            mu, logvar = self.train_posteriors()
+        key = self.category_key(category)
+        if (sampler, components, key) not in self._gmm:
+            mu, logvar = self.train_posteriors(key)
             codes = mu if sampler == "gmm" else posterior_draws(mu, logvar)
-            self._gmm[sampler, components] = PosteriorGMM.fit(codes, components, seed=0)
-        return self._gmm[sampler, components]
+            self._gmm[sampler, components, key] = PosteriorGMM.fit(codes, components, seed=0)
+        return self._gmm[sampler, components, key]
 
     # shapes
     def shape(self, spec: str, resample: bool = False, seed: int = 0) -> tuple[str, np.ndarray]:
-        """A model-frame cloud (N, 3) named by a dataset id (searched in train, val, test) or a file path.
+        """A model-frame cloud (N, 3) named by a dataset id (searched in train, val, test), by
+        ``<category>:<id>`` (a model of several categories; e.g. ``bench:1a40eaf5``), or by a file path.
 
         Args:
             resample: a file with more points than the model's N is reduced to a uniform
                 random subset of N points (seeded); without it a mismatch is an error.
 
+        Returns:
+            ``(label, cloud)``: the label names the split (and, for several categories, the category).
+
         Raises:
-            ShapeNotFoundError: neither a file nor an id of the prepared data.
-            ValueError: a file with a different number of points (and no ``resample``).
+            ShapeNotFoundError: neither a file nor an id of the prepared data (of that category).
+            ValueError: a file with a different number of points (and no ``resample``), or a category
+                the model was not trained on.
         """
         path = Path(spec)
         if path.suffix and path.exists():
@@ -176,15 +221,25 @@ class Inference:
                     )
                 pts = pts[np.random.default_rng(seed).choice(len(pts), self.num_points, replace=False)]
             return path.stem, self.frame.to_model(pts[None])[0]
-        for split in ("train", "val", "test"):
-            if spec in self.manifest["splits"].get(split, []):
-                data = self.split(split)
-                return f"{split}:{spec}", data.points[data.ids.index(spec)].numpy()
-        examples = ", ".join(self.manifest["splits"].get("test", [])[:3])
+        category, model_id = None, spec
+        if ":" in spec and not path.exists():
+            head, model_id = spec.split(":", 1)
+            category = self.categories[0] if self.category_key(head) is None else self.category_key(head)
+        for name in ([category] if category else self.categories):
+            splits = self.manifest.get("per_category", {name: self.manifest}).get(name, self.manifest)["splits"]
+            for split in ("train", "val", "test"):
+                if model_id in splits.get(split, []):
+                    data = self.split(split, category=name)
+                    label = f"{split}:{model_id}" if len(self.categories) == 1 else f"{name}:{split}:{model_id}"
+                    return label, data.points[data.ids.index(model_id)].numpy()
+        where = category or "/".join(self.categories)
+        examples = ", ".join(f"{name}:{i}" if len(self.categories) > 1 else i for name in ([category] if category else
+                             self.categories) for i in self.manifest.get("per_category", {name: self.manifest}).get(
+                             name, self.manifest)["splits"].get("test", [])[:2])
         raise ShapeNotFoundError(
-            f"{spec!r} is neither a point-cloud file nor a model id of the prepared {self.manifest['category']} data "
-            f"(ids are listed in {Path(self.data_root) / self.manifest['category'] / 'manifest.json'}, "
-            f"e.g. {examples})"
+            f"{spec!r} is neither a point-cloud file nor a model id of the prepared {where} data "
+            f"(ids are listed in {Path(self.data_root) / where.split('/')[0] / 'manifest.json'}"
+            f"{' and beside it' if not category and len(self.categories) > 1 else ''}, e.g. {examples})"
         )
 
 

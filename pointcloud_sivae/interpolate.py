@@ -3,8 +3,9 @@
     python -m pointcloud_sivae.interpolate --checkpoint runs/<run> --from <id|file|prior:SEED> \\
         --to <id|file|prior:SEED> --steps 8 --path slerp --out interp/
 
-Endpoints: a dataset id or a file is encoded to its posterior mean; ``prior:SEED``
-is a latent drawn from the prior with that seed. Writes ``clouds.npz``
+Endpoints: a dataset id (``<category>:<id>`` for a model of several categories, e.g.
+``--from airplane:<id> --to car:<id>``, the authors' demo) or a file is encoded to its posterior
+mean; ``prior:SEED`` is a latent drawn from the prior with that seed. Writes ``clouds.npz``
 (``interpolation`` (K, N, 3), ``t``), ``interpolation_<k>.ply``, ``meta.json``,
 and (headless open3d, unless ``--no-render``) ``strip.png`` (one row), ``grid.png`` (rows of 4 or
 5, readable at a web page's width) and ``interpolation.gif``.
@@ -60,8 +61,10 @@ def run_interpolation(args) -> None:
 
 def build_parser():
     p = base_parser("python -m pointcloud_sivae.interpolate", "Interpolate between two shapes in latent space.")
-    p.add_argument("--from", dest="source", required=True, help="dataset id, point-cloud file or prior:SEED")
-    p.add_argument("--to", dest="target", required=True, help="dataset id, point-cloud file or prior:SEED")
+    p.add_argument("--from", dest="source", required=True,
+                   help="dataset id (any split; CATEGORY:ID for a model of several categories), point-cloud file or "
+                        "prior:SEED")
+    p.add_argument("--to", dest="target", required=True, help="as --from, e.g. car:<id> from airplane:<id>")
     p.add_argument("--steps", type=bounded_int(2), default=8, help="clouds along the path, ends included, >= 2 "
                                                                   "(default: 8)")
     p.add_argument("--path", choices=PATHS, default="slerp",

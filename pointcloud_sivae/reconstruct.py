@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pointcloud_sivae.cli import SPLITS, add_chamfer_backend, base_parser, bounded_float, bounded_int, run
+from pointcloud_sivae.cli import SPLITS, add_category, add_chamfer_backend, base_parser, bounded_float, bounded_int, run
 from pointcloud_sivae.models.latent import refine_latents
 from pointcloud_sivae.ops.chamfer import Chamfer, resolve_backend
 from pointcloud_sivae.metrics.distances import paired_chamfer
@@ -34,7 +34,7 @@ def reconstruct(args) -> None:
         labels, shapes = zip(*(inf.shape(f, resample=args.resample) for f in args.files))
         model_in = np.stack(shapes)
     else:
-        split = inf.split(args.split).nonempty()
+        split = inf.split(args.split, category=args.category).nonempty()
         ids = args.ids or split.ids[: args.limit]
         missing = [i for i in ids if i not in split.ids]
         if missing:
@@ -79,6 +79,7 @@ def build_parser():
     p = base_parser("python -m pointcloud_sivae.reconstruct", "Reconstruct shapes with a trained checkpoint.")
     p.add_argument("--split", default="test", choices=SPLITS,
                    help="split whose shapes are reconstructed (default: test)")
+    add_category(p, "reconstruct that category's shapes of --split")
     p.add_argument("--ids", nargs="+", help="model ids in the split (default: the first --limit)")
     p.add_argument("--limit", type=bounded_int(1), default=8, help="shapes to reconstruct without --ids, >= 1 "
                                                                   "(default: 8)")

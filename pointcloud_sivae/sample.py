@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pointcloud_sivae.cli import add_sampler, base_parser, bounded_int, run, seed_int
+from pointcloud_sivae.cli import add_category, add_sampler, base_parser, bounded_int, run, seed_int
 from pointcloud_sivae.inference import Inference, write_clouds
 from pointcloud_sivae.models.latent_density import Sampler
 from pointcloud_sivae.utils.render import ROLE_COLORS, HeadlessRenderer, save_png, tile
@@ -22,11 +22,12 @@ def sample(args) -> None:
     if args.num < 1:
         raise ValueError(f"-n must be positive, got {args.num}")
     sampler = Sampler.of(args)
-    clouds = inf.frame.to_evaluation(inf.decode(inf.latents(args.num, args.seed, sampler)))
+    clouds = inf.frame.to_evaluation(inf.decode(inf.latents(args.num, args.seed, sampler, args.category)))
     names = [f"{k:03d}" for k in range(args.num)]
     out = Path(args.out)
     write_clouds(out, {"sample": clouds}, names, {
         "kind": "sample", "checkpoint": str(inf.checkpoint), "epoch": inf.state["epoch"], "seed": args.seed,
+        "category": args.category and inf.category_key(args.category) or inf.config["data"]["category"],
         **sampler.record(),
         "prior_std": inf.model.prior_std, "num_points": inf.num_points, "frame": "output (evaluation) frame",
         "normalization": inf.normalization})
@@ -42,6 +43,7 @@ def build_parser():
     p.add_argument("-n", "--num", type=bounded_int(1), default=16, help="clouds to draw, >= 1 (default: 16)")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the samples, >= 0 (default: 0)")
     add_sampler(p)
+    add_category(p, "draw that category's shapes, from the --sampler mixture fitted to its training posteriors")
     p.add_argument("--no-render", action="store_true", help="skip the PNG (no open3d needed)")
     return p
 

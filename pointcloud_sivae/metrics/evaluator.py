@@ -8,7 +8,7 @@ import numpy as np
 
 from pointcloud_sivae.data.normalization import EvaluationFrame
 from pointcloud_sivae.metrics.distances import paired_chamfer, paired_emd, pairwise_chamfer, pairwise_emd
-from pointcloud_sivae.metrics.generation import generation_metrics, set_diversity
+from pointcloud_sivae.metrics.generation import by_category, generation_metrics, set_diversity
 from pointcloud_sivae.metrics.jsd import jsd_between_sets, jsd_convention, outside_fraction
 from pointcloud_sivae.metrics.novelty import novelty_metrics
 from pointcloud_sivae.metrics.protocols import apply_protocol
@@ -45,11 +45,15 @@ class GenerationEvaluator:
         train: (T, N, 3) training clouds (model frame), or None. Given, every table also holds the
             copying statistics of :mod:`pointcloud_sivae.metrics.novelty` (Chamfer distance):
             whether the samples are new shapes, typical shapes or copies of the training set.
+        reference_labels, categories: (R,) int category index of every reference cloud and the K
+            names, for a reference set of several categories: each call then also leaves
+            :func:`~pointcloud_sivae.metrics.generation.by_category` (MMD, COV per category, the share
+            of samples nearest each) in ``last_by_category``.
     """
 
     def __init__(self, reference, normalization: dict, *, protocol: str = "pointflow", emd: str = "approx",
                  chamfer_backend: str = "auto", emd_backend: str = "auto", device="cpu", progress: bool = False,
-                 jsd_allow_outside: bool = False, train=None):
+                 jsd_allow_outside: bool = False, train=None, reference_labels=None, categories=None):
         import torch
 
         if emd not in ("approx", "exact", "none"):
@@ -68,6 +72,10 @@ class GenerationEvaluator:
         self.train = None if train is None else apply_protocol(np.asarray(train, np.float32), protocol, normalization)
         self._D_rt: np.ndarray | None = None  # reference-against-training Chamfer matrix, computed once
         self.timings: dict[str, float] = {}
+        several = categories is not None and len(categories) > 1
+        self.reference_labels = np.asarray(reference_labels) if several else None
+        self.categories = list(categories) if several else None
+        self.last_by_category: dict[str, dict[str, float]] = {}
 
     def _matrix(self, kind: str, A, B=None) -> np.ndarray:
         t0 = time.perf_counter()
@@ -98,6 +106,7 @@ class GenerationEvaluator:
         set, ``train-distance-ratio``, ``copy-share`` and ``nn-train-ratio``
         (:func:`~pointcloud_sivae.metrics.novelty.novelty_metrics`, Chamfer distance)."""
         _check_set_size(len(sample), "generated clouds", "draw more samples (--num-samples)")
+        self.last_by_category = {}
         S = apply_protocol(sample, self.protocol, self.normalization)
         out: dict[str, float] = {}
         for kind in ("CD", "EMD") if self.emd != "none" else ("CD",):
@@ -106,6 +115,11 @@ class GenerationEvaluator:
             D_rr = self._ref_matrices[kind]
             D_sr, D_ss = self._matrix(kind, S, self.reference), self._matrix(kind, S)
             out.update(generation_metrics(D_ss, D_sr, D_rr, kind))
+            if self.categories is not None:
+                for name, row in by_category(D_sr, self.reference_labels, self.categories, kind).items():
+                    if kind != "CD":  # the samples are classified by their nearest reference under the Chamfer distance
+                        row = {k: v for k, v in row.items() if k.endswith(kind)}
+                    self.last_by_category.setdefault(name, {}).update(row)
             if kind == "CD":  # mode collapse, which MMD hides: mean pairwise CD of S over that of R
                 out["diversity-CD"] = set_diversity(D_ss) / set_diversity(D_rr)
                 if self.train is not None:  # new shapes, typical shapes or copies
