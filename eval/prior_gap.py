@@ -22,6 +22,7 @@ import torch
 from eval.generation import _checkpoint_context
 from pointcloud_sivae.metrics.distances import pairwise_chamfer
 from pointcloud_sivae.metrics.prior_gap import prior_gap
+from pointcloud_sivae.models.latent_density import posterior_draws
 from pointcloud_sivae.utils.runtime import provenance, write_json
 
 GAP_TEXT = {
@@ -87,8 +88,7 @@ def run_prior_gap(args) -> dict:
     ref_to_train = float(np.median(pairwise_chamfer(ref, train, backend=args.chamfer_backend,
                                                     device=inf.device).min(axis=1)))
     rows = code_distance_table(posterior_distance(z, mu, logvar), to_train, ref_to_train)
-    g = torch.Generator().manual_seed(args.seed)  # one draw of each held-out posterior, as a prior code is a draw
-    held_draws = held_mu.cpu() + (0.5 * held_logvar.cpu()).exp() * torch.randn(held_mu.shape, generator=g)
+    held_draws = posterior_draws(held_mu, held_logvar, 1, seed=args.seed)  # one draw each, as a prior code is a draw
     held_dist = posterior_distance(held_draws, mu, logvar)
     print(f"prior gap: {inf.category_key(args.category) or '+'.join(inf.categories)}, training posteriors ({len(mu)} shapes, z_dim {mu.shape[1]}, "
           f"prior std {sigma_p:g}) against the prior; held-out codes: the {args.split} split ({len(ref)} shapes)")

@@ -18,6 +18,8 @@ import math
 
 import torch
 
+from pointcloud_sivae.models.latent_density import posterior_draws
+
 VARIANCE_SHARE = 0.9  # active_dims_90: principal directions holding this share of the posterior means' variance
 MASS_QUANTILE = 0.05  # prior_mass_share: the density level below which 5 % of held-out shapes' codes fall
 GAP_KEYS = ("active_dims_90", "aggregate_std_ratio", "posterior_std_ratio", "mean_norm_ratio", "kl_aggregate",
@@ -41,7 +43,7 @@ def log_aggregate_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tenso
     Args:
         z: (K, Z) codes. mu, logvar: (M, Z) posteriors (float64 on the CPU, as :func:`prior_gap` passes them).
         exclude_own: z holds ``K = M * d`` draws, ``d`` per shape in shape order (as
-            :func:`draws_of` returns them); each is scored under the other M - 1 shapes' mixture
+            :func:`~pointcloud_sivae.models.latent_density.posterior_draws` returns them); each is scored under the other M - 1 shapes' mixture
             (leave-one-out), so that a training shape's own posterior does not count as overlap.
         chunk: codes per block; a block holds a (chunk, M, Z) float64 array (64 x 1024 x 128: 67 MB,
             what a validation of 1024 training shapes needs).
@@ -63,12 +65,6 @@ def log_aggregate_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tenso
             logp[torch.arange(len(zc)), own] = -math.inf
         out.append(torch.logsumexp(logp, dim=1) - math.log(M - 1 if exclude_own else M))
     return torch.cat(out)
-
-
-def draws_of(mu: torch.Tensor, logvar: torch.Tensor, per_shape: int, generator: torch.Generator) -> torch.Tensor:
-    """``per_shape`` draws of every posterior, shape by shape: (M * per_shape, Z) float64."""
-    eps = torch.randn((len(mu), per_shape, mu.shape[1]), generator=generator, dtype=torch.float64)
-    return (mu[:, None] + (0.5 * logvar).exp()[:, None] * eps).reshape(-1, mu.shape[1])
 
 
 def prior_gap(mu: torch.Tensor, logvar: torch.Tensor, prior_std: float, *, held_out: tuple | None = None,
@@ -133,13 +129,13 @@ def prior_gap(mu: torch.Tensor, logvar: torch.Tensor, prior_std: float, *, held_
     kl_post = float(0.5 * ((mu ** 2 + logvar.exp()) / prior_std ** 2 - 1 - logvar + 2 * math.log(prior_std)).sum(1).mean())
     # the prior's share where held-out codes could lie
     if held_out is None:
-        level_codes = draws_of(mu, logvar, 1, g)
+        level_codes = posterior_draws(mu, logvar, 1, generator=g)
         levels = log_aggregate_density(level_codes, mu, logvar, exclude_own=True)
     else:
         h_mu, h_logvar = _check(*held_out, "held-out posteriors")
         if h_mu.shape[1] != Z:
             raise ValueError(f"held-out posteriors have {h_mu.shape[1]} latent dimensions, the training ones {Z}")
-        levels = log_aggregate_density(draws_of(h_mu, h_logvar, 1, g), mu, logvar)
+        levels = log_aggregate_density(posterior_draws(h_mu, h_logvar, 1, generator=g), mu, logvar)
     zp = prior_std * torch.randn((num_draws, Z), generator=g, dtype=torch.float64)
     threshold = torch.quantile(levels, MASS_QUANTILE)
     return {

@@ -147,13 +147,14 @@ def _checked_posteriors(mu: torch.Tensor, logvar: torch.Tensor) -> tuple[torch.T
 
 
 def posterior_draws(mu: torch.Tensor, logvar: torch.Tensor, draws: int = AGGREGATE_DRAWS,
-                    seed: int = AGGREGATE_SEED) -> torch.Tensor:
+                    seed: int = AGGREGATE_SEED, generator: torch.Generator | None = None) -> torch.Tensor:
     """Codes from the aggregated posterior of a set of shapes: ``draws`` samples of every posterior
     ``N(mu_i, diag exp(logvar_i))``, fixed by ``seed`` (Kingma & Welling's reparameterisation).
 
     Args:
         mu, logvar: (M, Z) posterior means and log-variances (latent units), as the encoder returns them.
         draws: samples per shape, >= 1.
+        generator: a CPU generator to draw from (then ``seed`` is not used): a caller's stream of draws.
 
     Returns:
         (M * draws, Z) float64 codes on the CPU, shape by shape (``draws`` rows per shape).
@@ -165,7 +166,8 @@ def posterior_draws(mu: torch.Tensor, logvar: torch.Tensor, draws: int = AGGREGA
         raise ValueError(f"draws must be at least 1, got {draws}")
     mu, logvar = _checked_posteriors(mu, logvar)
     std = (0.5 * logvar).exp()
-    eps = torch.randn((len(mu), draws, mu.shape[1]), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    generator = generator if generator is not None else torch.Generator().manual_seed(seed)
+    eps = torch.randn((len(mu), draws, mu.shape[1]), generator=generator, dtype=torch.float64)
     return (mu[:, None] + std[:, None] * eps).reshape(-1, mu.shape[1])
 
 
