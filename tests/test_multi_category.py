@@ -137,6 +137,9 @@ def test_training_on_two_categories_mixes_them_and_validates_each(two_category_r
     trainer = Trainer.resume(two_category_run, {"epochs": 2})
     first = trainer.batches(2)[0]
     assert len(set(trainer.train_labels[first].tolist())) == 2  # a batch holds both categories
+    shown = trainer.validator.shown_rows(len(trainer.val_points), True)  # TensorBoard: the categories in turn
+    assert trainer.val_labels[shown[:4]].tolist() == [0, 1, 0, 1] and sorted(shown.tolist()) == list(
+        range(len(trainer.val_points)))
 
 
 def test_a_two_category_model_serves_each_category(two_category_run, tmp_path):

@@ -141,20 +141,31 @@ class Validator:
                                 f"val_prior_share/{name}": row["nearest-share"]})
         return out
 
+    def shown_rows(self, n: int, of_val: bool) -> torch.Tensor:
+        """The rows of the logged clouds: ``0, 1, 2, ...`` for one category; with several (val clouds),
+        the categories' clouds in turn (first of each, then second of each, ...)."""
+        if len(self.categories) == 1 or not of_val:
+            return torch.arange(n)
+        members = [(self.val_labels == k).nonzero().flatten().tolist() for k in range(len(self.categories))]
+        order = [m[i] for i in range(max(map(len, members))) for m in members if i < len(m)]
+        return torch.tensor(order)
+
     @torch.no_grad()
     def log_visuals(self, model: SoftIntroVAE, writer, global_step: int) -> None:
         """Real, reconstructed and generated clouds (point-cloud summaries and a rendered grid) and a
-        slerp strip between the first two shapes."""
+        slerp strip between the first two shapes (with several categories: the shapes are taken from
+        the categories in turn, so the strip goes from the first category to the second)."""
         source = self.val if len(self.val) else self.train
         k = min(self.num_vis, len(source))
+        shown = self.shown_rows(len(source), source is self.val)[:max(k, 2)]
         model.eval()
         try:
-            real = self.frame.to_evaluation(source[:k])
-            rec = self.frame.to_evaluation(model.decode_chunked(model.posterior_means(source[:k])))
+            real = self.frame.to_evaluation(source[shown[:k]])
+            rec = self.frame.to_evaluation(model.decode_chunked(model.posterior_means(source[shown[:k]])))
             gen = self.frame.to_evaluation(prior_clouds(model, k, self.seed + 2))
             strip = None
             if len(source) >= 2:
-                mu = model.encode(source[:2])[0]
+                mu = model.encode(source[shown[:2]])[0]
                 strip = self.frame.to_evaluation(model.decode(interpolate(mu[0], mu[1], 8, "slerp")))
         finally:
             model.train()
@@ -166,8 +177,10 @@ class Validator:
                             global_step=global_step)
         writer.add_image("clouds/grid", render_grid(rows, names), global_step, dataformats="HWC")
         if strip is not None:
+            ends = ("val shape 0", "val shape 1") if len(self.categories) == 1 else tuple(
+                f"a val {c}" for c in self.categories[:2])
             writer.add_image("interpolation/strip", render_grid([strip.cpu().numpy()],
-                                                                ["slerp: val shape 0 -> val shape 1"]),
+                                                                [f"slerp: {ends[0]} -> {ends[1]}"]),
                              global_step, dataformats="HWC")
 
 
