@@ -219,6 +219,20 @@ class HeadlessRenderer:
         return strip([self.render([c], [color], extent) for c, color in zip(clouds, colors)])
 
 
+def turned(clouds: np.ndarray, azimuth_deg: float, tilt_deg: float) -> np.ndarray:
+    """Clouds (..., N, 3) turned for a second view with the same camera: first by ``azimuth_deg`` about
+    the up axis (y), then by ``tilt_deg`` about the camera's horizontal axis (positive: the camera
+    looks from higher up). Same dtype; the shapes themselves are unchanged."""
+    def about(axis, deg):
+        axis, t = np.asarray(axis, float) / np.linalg.norm(axis), np.radians(deg)
+        k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+        return np.eye(3) + np.sin(t) * k + (1 - np.cos(t)) * k @ k
+
+    right = np.cross(O3D_UP, O3D_FRONT)
+    R = about(right, tilt_deg) @ about(O3D_UP, azimuth_deg)
+    return (np.asarray(clouds) @ R.T).astype(np.asarray(clouds).dtype)
+
+
 def render_frames(clouds: np.ndarray, role: str = "interpolation", extent: float = 0.5) -> list[np.ndarray]:
     """Headless open3d render of each cloud of a (K, N, 3) sequence: K (H, W, 3) uint8 images."""
     with HeadlessRenderer() as r:
