@@ -153,6 +153,22 @@ def test_tiles_fill_rows_and_pad_the_last():
     assert tile(images[:3], per_row=4).shape == (2, 9, 3)  # one short row: no padding
 
 
+def test_the_second_view_turns_the_shapes_without_changing_them():
+    from pointcloud_sivae.utils.render import O3D_FRONT, O3D_UP, turned
+
+    x = np.random.default_rng(0).normal(size=(2, 50, 3)).astype(np.float32)
+    y = turned(x, 135.0, 20.0)
+    assert y.dtype == np.float32 and y.shape == x.shape
+    d = lambda c: np.linalg.norm(c[:, None] - c[None], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(d(y[0]), d(x[0]), atol=1e-5)  # a rotation: the shape is the same
+    np.testing.assert_allclose(turned(x, 360.0, 0.0), x, atol=1e-5)
+    up = np.asarray(O3D_UP, np.float32)[None, None]
+    np.testing.assert_allclose(turned(up, 90.0, 0.0), up, atol=1e-6)  # the azimuth turns about the up axis
+    tilted = turned(up, 0.0, 20.0)[0, 0]  # the tilt brings the up axis towards the camera by 20 degrees
+    front = np.asarray(O3D_FRONT) / np.linalg.norm(O3D_FRONT)
+    assert tilted @ front > up[0, 0] @ front
+
+
 def test_gif_plays_forth_and_back(tmp_path):
     from PIL import Image
 
