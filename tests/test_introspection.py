@@ -369,8 +369,8 @@ def test_presets_are_listed_and_each_trains_with_finite_diagnostics(airplanes_25
     listed = capsys.readouterr().out
     assert all(f"{name}:" in listed for name in presets)
     for name in presets:
-        cfg = resolve_config(None, {"epochs": "1"}, preset=name)
-        assert cfg.optim.epochs == 1  # flags override the preset
+        cfg = resolve_config(None, {"epochs": "1", "category": ["airplane"]}, preset=name)
+        assert cfg.optim.epochs == 1 and cfg.data.category == "airplane"  # flags override the preset
         cfg.data.data_root = str(airplanes_256)
         cfg.train.device, cfg.train.out_dir, cfg.train.run_name = "cpu", str(tmp_path), name
         cfg.train.progress, cfg.optim.batch_size = False, 16
