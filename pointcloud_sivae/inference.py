@@ -193,6 +193,10 @@ class Inference:
         return self._gmm[sampler, components, key]
 
     # shapes
+    def category_splits(self, name: str) -> dict[str, list[str]]:
+        """The model ids of each split of one of the model's categories, from the stored manifest."""
+        return self.manifest.get("per_category", {}).get(name, self.manifest)["splits"]
+
     def shape(self, spec: str, resample: bool = False, seed: int = 0) -> tuple[str, np.ndarray]:
         """A model-frame cloud (N, 3) named by a dataset id (searched in train, val, test), by
         ``<category>:<id>`` (a model of several categories; e.g. ``bench:1a40eaf5``), or by a file path.
@@ -221,25 +225,24 @@ class Inference:
                     )
                 pts = pts[np.random.default_rng(seed).choice(len(pts), self.num_points, replace=False)]
             return path.stem, self.frame.to_model(pts[None])[0]
-        category, model_id = None, spec
+        names, model_id = self.categories, spec
         if ":" in spec and not path.exists():
             head, model_id = spec.split(":", 1)
-            category = self.categories[0] if self.category_key(head) is None else self.category_key(head)
-        for name in ([category] if category else self.categories):
-            splits = self.manifest.get("per_category", {name: self.manifest}).get(name, self.manifest)["splits"]
+            names = [self.category_key(head) or self.categories[0]]
+        for name in names:
             for split in ("train", "val", "test"):
-                if model_id in splits.get(split, []):
+                if model_id in self.category_splits(name).get(split, []):
                     data = self.split(split, category=name)
                     label = f"{split}:{model_id}" if len(self.categories) == 1 else f"{name}:{split}:{model_id}"
                     return label, data.points[data.ids.index(model_id)].numpy()
-        where = category or "/".join(self.categories)
-        examples = ", ".join(f"{name}:{i}" if len(self.categories) > 1 else i for name in ([category] if category else
-                             self.categories) for i in self.manifest.get("per_category", {name: self.manifest}).get(
-                             name, self.manifest)["splits"].get("test", [])[:2])
+        where = "/".join(names)
+        several = len(self.categories) > 1
+        examples = ", ".join(f"{name}:{i}" if several else i for name in names
+                             for i in self.category_splits(name).get("test", [])[:2])
         raise ShapeNotFoundError(
             f"{spec!r} is neither a point-cloud file nor a model id of the prepared {where} data "
             f"(ids are listed in {Path(self.data_root) / where.split('/')[0] / 'manifest.json'}"
-            f"{' and beside it' if not category and len(self.categories) > 1 else ''}, e.g. {examples})"
+            f"{' and beside it' if len(names) > 1 else ''}, e.g. {examples})"
         )
 
 
